@@ -1,0 +1,24 @@
+"""The user API under /api/v1: one NinjaAPI, one router per app."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from onestop import __version__
+from onestop.core.api import router as core_router
+from onestop.core.api_base import SessionAuth, TokenAuth, install_problem_handlers
+
+api = NinjaAPI(
+    title="OneStop API",
+    version="1",
+    description=(
+        "OneStop's user API. Authenticate with a browser session (CSRF token required on "
+        "writes) or a personal token: `POST /api/v1/auth/tokens`, then "
+        "`Authorization: Bearer <token>`. Errors are `application/problem+json`."
+    ),
+    auth=[TokenAuth(), SessionAuth()],
+    urls_namespace="api-v1",
+    openapi_extra={"info": {"x-onestop-version": __version__}},
+)
+install_problem_handlers(api)
+api.add_router("/", core_router)

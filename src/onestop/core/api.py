@@ -1,0 +1,612 @@
+"""The core resources of the user API: customers, sites, contacts, teams, users, audit events,
+and personal API tokens."""
+
+
+import datetime
+from typing import Any
+
+from axes.exceptions import AxesBackendPermissionDenied
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+from ninja.pagination import CursorPagination, paginate
+from pydantic import EmailStr
+
+from onestop.core import selectors, services
+from onestop.core.api_base import InputSchema, problem_response
+from onestop.core.models import AuditEvent, Contact, Customer, Industry, Role, ServiceLine, Site, Team, User
+from onestop.core.permissions import require
+from onestop.core.scoping import restrict
+
+router = Router()
+
+NameStr = Field(min_length=1, max_length=200)
+
+
+def _resolve(user: User, model, pk: int | None, field: str):
+    """A referenced object the user may see, else a field error (never reveals existence)."""
+    if pk is None:
+        return None
+    obj = restrict(model._default_manager.filter(pk=pk), user).first()
+    if obj is None:
+        raise ValidationError({field: _("No such %(what)s.") % {"what": model._meta.verbose_name}})
+    return obj
+
+
+def _resolve_many(user: User, model, pks: list[int] | None, field: str):
+    if pks is None:
+        return None
+    found = list(restrict(model._default_manager.filter(pk__in=pks), user))
+    if len(found) != len(set(pks)):
+        raise ValidationError(
+            {field: _("No such %(what)s.") % {"what": model._meta.verbose_name}}
+        )
+    return found
+
+
+class Cursor(CursorPagination):
+    """Cursor pagination on the primary key: stable, and never counts the table."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ordering=("id",), **kwargs)
+
+
+# Customers -----------------------------------------------------------------------------------
+
+
+class CustomerOut(Schema):
+    id: int
+    name: str
+    short_code: str
+    industry: str
+    status: str
+    service_lines: list[str]
+    parent_id: int | None
+    phone: str
+    website: str
+    notes: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class CustomerIn(InputSchema):
+    name: str = NameStr
+    short_code: str = Field(min_length=2, max_length=16)
+    industry: Industry = Industry.OTHER
+    status: Customer.Status = Customer.Status.ACTIVE
+    service_lines: list[ServiceLine] = []
+    parent_id: int | None = None
+    phone: str = Field("", max_length=40)
+    website: str = Field("", max_length=200)
+    notes: str = Field("", max_length=10000)
+
+
+class CustomerPatch(InputSchema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    short_code: str | None = Field(None, min_length=2, max_length=16)
+    industry: Industry | None = None
+    status: Customer.Status | None = None
+    service_lines: list[ServiceLine] | None = None
+    parent_id: int | None = None
+    phone: str | None = Field(None, max_length=40)
+    website: str | None = Field(None, max_length=200)
+    notes: str | None = Field(None, max_length=10000)
+
+
+class CustomerFilters(Schema):
+    q: str | None = None
+    status: Customer.Status | None = None
+    industry: Industry | None = None
+    service_line: ServiceLine | None = None
+    parent_id: int | None = None
+
+
+@router.get("/customers", response=list[CustomerOut], tags=["customers"])
+@paginate(Cursor)
+def list_customers(request: HttpRequest, filters: Query[CustomerFilters]):
+    return selectors.customer_list(user=request.user, **filters.dict())
+
+
+@router.get("/customers/{int:id}", response=CustomerOut, tags=["customers"])
+def get_customer(request: HttpRequest, id: int):
+    return selectors.customer_get(user=request.user, pk=id)
+
+
+@router.post("/customers", response={201: CustomerOut}, tags=["customers"])
+def create_customer(request: HttpRequest, payload: CustomerIn):
+    require(request.user, "add", Customer)
+    data = payload.dict()
+    data["parent"] = _resolve(request.user, Customer, data.pop("parent_id"), "parent_id")
+    return 201, services.customer_create(actor=request.user, **data)
+
+
+@router.patch("/customers/{int:id}", response=CustomerOut, tags=["customers"])
+def update_customer(request: HttpRequest, id: int, payload: CustomerPatch):
+    customer = selectors.customer_get(user=request.user, pk=id)
+    require(request.user, "change", customer)
+    data = payload.dict(exclude_unset=True)
+    if "parent_id" in data:
+        data["parent"] = _resolve(request.user, Customer, data.pop("parent_id"), "parent_id")
+    return services.customer_update(actor=request.user, customer=customer, **data)
+
+
+@router.delete("/customers/{int:id}", response={204: None}, tags=["customers"])
+def delete_customer(request: HttpRequest, id: int):
+    customer = selectors.customer_get(user=request.user, pk=id)
+    require(request.user, "delete", customer)
+    services.customer_delete(actor=request.user, customer=customer)
+    return 204, None
+
+
+# Sites ---------------------------------------------------------------------------------------
+
+
+class SiteOut(Schema):
+    id: int
+    customer_id: int
+    name: str
+    address: str
+    city: str
+    time_zone: str
+    notes: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class SiteIn(InputSchema):
+    customer_id: int
+    name: str = NameStr
+    address: str = Field("", max_length=400)
+    city: str = Field("", max_length=100)
+    time_zone: str = Field("Asia/Shanghai", max_length=64)
+    notes: str = Field("", max_length=10000)
+
+
+class SitePatch(InputSchema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    address: str | None = Field(None, max_length=400)
+    city: str | None = Field(None, max_length=100)
+    time_zone: str | None = Field(None, max_length=64)
+    notes: str | None = Field(None, max_length=10000)
+
+
+class SiteFilters(Schema):
+    q: str | None = None
+    customer_id: int | None = None
+
+
+@router.get("/sites", response=list[SiteOut], tags=["sites"])
+@paginate(Cursor)
+def list_sites(request: HttpRequest, filters: Query[SiteFilters]):
+    return selectors.site_list(user=request.user, **filters.dict())
+
+
+@router.get("/sites/{int:id}", response=SiteOut, tags=["sites"])
+def get_site(request: HttpRequest, id: int):
+    return selectors.site_get(user=request.user, pk=id)
+
+
+@router.post("/sites", response={201: SiteOut}, tags=["sites"])
+def create_site(request: HttpRequest, payload: SiteIn):
+    require(request.user, "add", Site)
+    data = payload.dict()
+    data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
+    return 201, services.site_create(actor=request.user, **data)
+
+
+@router.patch("/sites/{int:id}", response=SiteOut, tags=["sites"])
+def update_site(request: HttpRequest, id: int, payload: SitePatch):
+    site = selectors.site_get(user=request.user, pk=id)
+    require(request.user, "change", site)
+    return services.site_update(actor=request.user, site=site, **payload.dict(exclude_unset=True))
+
+
+@router.delete("/sites/{int:id}", response={204: None}, tags=["sites"])
+def delete_site(request: HttpRequest, id: int):
+    site = selectors.site_get(user=request.user, pk=id)
+    require(request.user, "delete", site)
+    services.site_delete(actor=request.user, site=site)
+    return 204, None
+
+
+# Contacts ------------------------------------------------------------------------------------
+
+
+class ContactOut(Schema):
+    id: int
+    customer_id: int
+    site_id: int | None
+    name: str
+    title: str
+    phone: str
+    email: str
+    is_vip: bool
+    is_active: bool
+    notes: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class ContactIn(InputSchema):
+    customer_id: int
+    site_id: int | None = None
+    name: str = Field(min_length=1, max_length=100)
+    title: str = Field("", max_length=100)
+    phone: str = Field("", max_length=40)
+    email: EmailStr | None = None
+    is_vip: bool = False
+    is_active: bool = True
+    notes: str = Field("", max_length=10000)
+
+
+class ContactPatch(InputSchema):
+    site_id: int | None = None
+    name: str | None = Field(None, min_length=1, max_length=100)
+    title: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=40)
+    email: EmailStr | None = None
+    is_vip: bool | None = None
+    is_active: bool | None = None
+    notes: str | None = Field(None, max_length=10000)
+
+
+class ContactFilters(Schema):
+    q: str | None = None
+    customer_id: int | None = None
+    site_id: int | None = None
+    is_vip: bool | None = None
+
+
+@router.get("/contacts", response=list[ContactOut], tags=["contacts"])
+@paginate(Cursor)
+def list_contacts(request: HttpRequest, filters: Query[ContactFilters]):
+    return selectors.contact_list(user=request.user, **filters.dict())
+
+
+@router.get("/contacts/{int:id}", response=ContactOut, tags=["contacts"])
+def get_contact(request: HttpRequest, id: int):
+    return selectors.contact_get(user=request.user, pk=id)
+
+
+@router.post("/contacts", response={201: ContactOut}, tags=["contacts"])
+def create_contact(request: HttpRequest, payload: ContactIn):
+    require(request.user, "add", Contact)
+    data = payload.dict()
+    data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
+    data["site"] = _resolve(request.user, Site, data.pop("site_id"), "site_id")
+    data["email"] = data["email"] or ""
+    return 201, services.contact_create(actor=request.user, **data)
+
+
+@router.patch("/contacts/{int:id}", response=ContactOut, tags=["contacts"])
+def update_contact(request: HttpRequest, id: int, payload: ContactPatch):
+    contact = selectors.contact_get(user=request.user, pk=id)
+    require(request.user, "change", contact)
+    data = payload.dict(exclude_unset=True)
+    if "site_id" in data:
+        data["site"] = _resolve(request.user, Site, data.pop("site_id"), "site_id")
+    if "email" in data:
+        data["email"] = data["email"] or ""
+    return services.contact_update(actor=request.user, contact=contact, **data)
+
+
+@router.delete("/contacts/{int:id}", response={204: None}, tags=["contacts"])
+def delete_contact(request: HttpRequest, id: int):
+    contact = selectors.contact_get(user=request.user, pk=id)
+    require(request.user, "delete", contact)
+    services.contact_delete(actor=request.user, contact=contact)
+    return 204, None
+
+
+# Teams ---------------------------------------------------------------------------------------
+
+
+class TeamOut(Schema):
+    id: int
+    name: str
+    description: str
+    lead_id: int | None
+    member_ids: list[int]
+    customer_ids: list[int]
+
+    @staticmethod
+    def resolve_member_ids(obj: Team) -> list[int]:
+        return sorted(member.pk for member in obj.members.all())
+
+    @staticmethod
+    def resolve_customer_ids(obj: Team) -> list[int]:
+        return sorted(customer.pk for customer in obj.customers.all())
+
+
+class TeamIn(InputSchema):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=10000)
+    lead_id: int | None = None
+    member_ids: list[int] = []
+    customer_ids: list[int] = []
+
+
+class TeamPatch(InputSchema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=10000)
+    lead_id: int | None = None
+    member_ids: list[int] | None = None
+    customer_ids: list[int] | None = None
+
+
+class TeamFilters(Schema):
+    q: str | None = None
+
+
+def _team_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    if "lead_id" in data:
+        data["lead"] = _resolve(user, User, data.pop("lead_id"), "lead_id")
+    if "member_ids" in data:
+        data["members"] = _resolve_many(user, User, data.pop("member_ids"), "member_ids")
+    if "customer_ids" in data:
+        data["customers"] = _resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+    return data
+
+
+@router.get("/teams", response=list[TeamOut], tags=["teams"])
+@paginate(Cursor)
+def list_teams(request: HttpRequest, filters: Query[TeamFilters]):
+    return selectors.team_list(user=request.user, **filters.dict())
+
+
+@router.get("/teams/{int:id}", response=TeamOut, tags=["teams"])
+def get_team(request: HttpRequest, id: int):
+    return selectors.team_get(user=request.user, pk=id)
+
+
+@router.post("/teams", response={201: TeamOut}, tags=["teams"])
+def create_team(request: HttpRequest, payload: TeamIn):
+    require(request.user, "add", Team)
+    data = _team_refs(request.user, payload.dict())
+    return 201, services.team_create(actor=request.user, **data)
+
+
+@router.patch("/teams/{int:id}", response=TeamOut, tags=["teams"])
+def update_team(request: HttpRequest, id: int, payload: TeamPatch):
+    team = selectors.team_get(user=request.user, pk=id)
+    require(request.user, "change", team)
+    data = _team_refs(request.user, payload.dict(exclude_unset=True))
+    return services.team_update(actor=request.user, team=team, **data)
+
+
+@router.delete("/teams/{int:id}", response={204: None}, tags=["teams"])
+def delete_team(request: HttpRequest, id: int):
+    team = selectors.team_get(user=request.user, pk=id)
+    require(request.user, "delete", team)
+    services.team_delete(actor=request.user, team=team)
+    return 204, None
+
+
+# Users ---------------------------------------------------------------------------------------
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    display_name: str
+    email: str
+    phone: str
+    role: str
+    customer_id: int | None
+    is_customer_admin: bool
+    customer_ids: list[int]
+    language: str
+    time_zone: str
+    is_active: bool
+    totp_enabled: bool
+    last_login: datetime.datetime | None
+    date_joined: datetime.datetime
+
+    @staticmethod
+    def resolve_customer_ids(obj: User) -> list[int]:
+        return sorted(customer.pk for customer in obj.customers.all())
+
+
+class UserIn(InputSchema):
+    username: str = Field(min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
+    password: str | None = Field(None, min_length=1, max_length=128)
+    role: Role
+    display_name: str = Field("", max_length=100)
+    email: EmailStr | None = None
+    phone: str = Field("", max_length=40)
+    customer_id: int | None = None
+    is_customer_admin: bool = False
+    customer_ids: list[int] = []
+    language: str = Field("", pattern=r"^(|zh-hans|en)$")
+    time_zone: str = Field("Asia/Shanghai", max_length=64)
+    is_active: bool = True
+
+
+class UserPatch(InputSchema):
+    role: Role | None = None
+    display_name: str | None = Field(None, max_length=100)
+    email: EmailStr | None = None
+    phone: str | None = Field(None, max_length=40)
+    customer_id: int | None = None
+    is_customer_admin: bool | None = None
+    customer_ids: list[int] | None = None
+    language: str | None = Field(None, pattern=r"^(|zh-hans|en)$")
+    time_zone: str | None = Field(None, max_length=64)
+    is_active: bool | None = None
+    password: str | None = Field(None, min_length=1, max_length=128)
+
+
+class UserFilters(Schema):
+    q: str | None = None
+    role: Role | None = None
+    customer_id: int | None = None
+    is_active: bool | None = None
+
+
+def _user_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    if "customer_id" in data:
+        data["customer"] = _resolve(user, Customer, data.pop("customer_id"), "customer_id")
+    if "customer_ids" in data:
+        data["customers"] = _resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+    if "email" in data:
+        data["email"] = data["email"] or ""
+    return data
+
+
+@router.get("/users", response=list[UserOut], tags=["users"])
+@paginate(Cursor)
+def list_users(request: HttpRequest, filters: Query[UserFilters]):
+    return selectors.user_list(user=request.user, **filters.dict())
+
+
+@router.get("/users/{int:id}", response=UserOut, tags=["users"])
+def get_user(request: HttpRequest, id: int):
+    return selectors.user_get(user=request.user, pk=id)
+
+
+@router.post("/users", response={201: UserOut}, tags=["users"])
+def create_user(request: HttpRequest, payload: UserIn):
+    require(request.user, "add", User)
+    data = _user_refs(request.user, payload.dict())
+    return 201, services.user_create(actor=request.user, **data)
+
+
+@router.patch("/users/{int:id}", response=UserOut, tags=["users"])
+def update_user(request: HttpRequest, id: int, payload: UserPatch):
+    target = selectors.user_get(user=request.user, pk=id)
+    require(request.user, "change", target)
+    data = _user_refs(request.user, payload.dict(exclude_unset=True))
+    password = data.pop("password", None)
+    with transaction.atomic():
+        target = services.user_update(actor=request.user, user=target, **data)
+        if password:
+            services.user_set_password(actor=request.user, user=target, password=password)
+    return selectors.user_get(user=request.user, pk=id)
+
+
+@router.delete("/users/{int:id}", response={204: None}, tags=["users"])
+def delete_user(request: HttpRequest, id: int):
+    target = selectors.user_get(user=request.user, pk=id)
+    require(request.user, "delete", target)
+    services.user_delete(actor=request.user, user=target)
+    return 204, None
+
+
+# Audit events (read only) --------------------------------------------------------------------
+
+
+class AuditEventOut(Schema):
+    id: int
+    occurred_at: datetime.datetime
+    actor_id: int | None
+    actor_name: str
+    source: str
+    action: str
+    object_type: str
+    object_id: str
+    object_repr: str
+    customer_id: int | None
+    changes: dict[str, Any]
+    ip_address: str | None
+    request_id: str
+
+
+class AuditEventFilters(Schema):
+    object_type: str | None = None
+    object_id: str | None = None
+    actor_id: int | None = None
+    action: str | None = None
+    source: str | None = None
+    customer_id: int | None = None
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+
+
+class NewestFirst(CursorPagination):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ordering=("-id",), **kwargs)
+
+
+@router.get("/audit-events", response=list[AuditEventOut], tags=["audit"])
+@paginate(NewestFirst)
+def list_audit_events(request: HttpRequest, filters: Query[AuditEventFilters]):
+    require(request.user, "view", AuditEvent)
+    return selectors.audit_event_list(user=request.user, **filters.dict())
+
+
+@router.get("/audit-events/{int:id}", response=AuditEventOut, tags=["audit"])
+def get_audit_event(request: HttpRequest, id: int):
+    require(request.user, "view", AuditEvent)
+    return selectors.audit_event_get(user=request.user, pk=id)
+
+
+# API tokens ----------------------------------------------------------------------------------
+
+
+class TokenRequest(InputSchema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=128)
+    name: str = Field("", max_length=100)
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    otp: str | None = Field(None, max_length=10, description="Current TOTP code, if 2FA is on")
+
+
+class TokenCreated(Schema):
+    id: int
+    token: str
+    name: str
+    expires_at: datetime.datetime | None
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime.datetime
+    expires_at: datetime.datetime | None
+    last_used_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+
+
+@router.post(
+    "/auth/tokens", response={201: TokenCreated}, auth=None, tags=["auth"], throttle=[]
+)
+def create_token(request: HttpRequest, payload: TokenRequest):
+    """Exchanges username, password (and TOTP code) for a personal API token, shown once."""
+    try:
+        user = authenticate(request, username=payload.username, password=payload.password)
+    except AxesBackendPermissionDenied:
+        user = None
+        locked = True
+    else:
+        locked = getattr(request, "axes_locked_out", False)
+    if locked:
+        return problem_response(
+            429, _("Too many failed logins; try again later."), code="locked-out"
+        )
+    if user is None:
+        raise HttpError(401, _("Wrong username or password."))
+    if user.totp_enabled and not services.totp_verify(user=user, code=payload.otp or ""):
+        raise HttpError(401, _("This account needs the current two-factor code in 'otp'."))
+    token, raw = services.api_token_create(
+        user=user, name=payload.name, expires_in_days=payload.expires_in_days
+    )
+    return 201, {"id": token.pk, "token": raw, "name": token.name, "expires_at": token.expires_at}
+
+
+@router.get("/auth/tokens", response=list[TokenOut], tags=["auth"])
+@paginate(Cursor)
+def list_tokens(request: HttpRequest):
+    return selectors.api_token_list(user=request.user)
+
+
+@router.delete("/auth/tokens/{int:id}", response={204: None}, tags=["auth"])
+def revoke_token(request: HttpRequest, id: int):
+    token = selectors.api_token_get(user=request.user, pk=id)
+    require(request.user, "delete", token)
+    services.api_token_revoke(actor=request.user, token=token)
+    return 204, None

@@ -1,0 +1,119 @@
+"""Who may do what: the role × action table and `can(user, action, obj)`.
+
+The table is the single source of docs/permissions.md (a test keeps the two equal). Scope is
+checked first: an object the user cannot see is reported as absent (404) by the selectors; an
+object in scope whose action the role lacks is refused (403).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model
+from django.utils.translation import gettext as _
+
+from onestop.core import scoping
+from onestop.core.models import Role, User
+
+ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES = "admin", "manager", "dispatcher", "engineer", "sales"
+CUSTOMER, CUSTOMER_ADMIN = "customer", "customer_admin"
+ROLE_COLUMNS = (ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES, CUSTOMER, CUSTOMER_ADMIN)
+STAFF = frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES})
+EVERYONE = STAFF | {CUSTOMER, CUSTOMER_ADMIN}
+
+# resource → action → roles allowed. "view" is further limited by scope (see core.scoping).
+PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
+    "customer": {
+        "view": EVERYONE,
+        "add": frozenset({ADMIN, MANAGER, SALES}),
+        "change": frozenset({ADMIN, MANAGER, SALES}),
+        "delete": frozenset({ADMIN}),
+    },
+    "site": {
+        "view": EVERYONE,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES, CUSTOMER_ADMIN}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES, CUSTOMER_ADMIN}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "contact": {
+        "view": EVERYONE,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES, CUSTOMER_ADMIN}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER, SALES, CUSTOMER_ADMIN}),
+        "delete": frozenset({ADMIN, MANAGER, CUSTOMER_ADMIN}),
+    },
+    "team": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "user": {
+        "view": EVERYONE,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN}),
+    },
+    "auditevent": {
+        "view": STAFF,
+    },
+    "apitoken": {
+        "view": EVERYONE,
+        "add": EVERYONE,
+        "delete": EVERYONE,
+    },
+}
+
+RULES = {
+    "user": "Only an administrator may create, change or delete an administrator account.",
+    "apitoken": "Everyone manages only their own tokens.",
+    "auditevent": "Events without a customer (staff and settings) are visible to admin and "
+    "manager only; nobody may change or delete an event.",
+}
+
+
+def effective_role(user: User) -> str | None:
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    if user.role == Role.CUSTOMER:
+        return CUSTOMER_ADMIN if user.is_customer_admin else CUSTOMER
+    return str(user.role)
+
+
+def resource_of(obj: Model | type[Model]) -> str:
+    return obj._meta.model_name
+
+
+def can(user: User, action: str, obj: Model | type[Model]) -> bool:
+    """True if the user's role allows the action and, for a stored object, it is in scope."""
+    role = effective_role(user)
+    allowed = PERMISSIONS.get(resource_of(obj), {}).get(action, frozenset())
+    if role is None or role not in allowed:
+        return False
+    if isinstance(obj, Model):
+        if obj.pk is not None and not scoping.is_visible(user, obj):
+            return False
+        if isinstance(obj, User) and obj.role == Role.ADMIN and action != "view":
+            return role == ADMIN
+    return True
+
+
+def require(user: User, action: str, obj: Model | type[Model]) -> None:
+    """Raises PermissionDenied (403) unless `can` allows it."""
+    if not can(user, action, obj):
+        raise PermissionDenied(_("Your role may not do this."))
+
+
+def allowed_actions(user: User, obj: Model | type[Model]) -> set[str]:
+    actions = PERMISSIONS.get(resource_of(obj), {})
+    return {action for action in actions if can(user, action, obj)}
+
+
+def render_markdown_table() -> str:
+    """The table as it appears in docs/permissions.md."""
+    header = "| resource | action | " + " | ".join(ROLE_COLUMNS) + " |"
+    rule = "|" + "---|" * (len(ROLE_COLUMNS) + 2)
+    rows = [header, rule]
+    for resource, actions in PERMISSIONS.items():
+        for action, roles in actions.items():
+            marks = " | ".join("✓" if role in roles else "" for role in ROLE_COLUMNS)
+            rows.append(f"| {resource} | {action} | {marks} |")
+    return "\n".join(rows)
