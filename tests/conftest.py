@@ -43,7 +43,8 @@ class World:
         self.other_engineer = factories.user("engineer", username="engineer2")
         self.sales = factories.user("sales", username="sales1")
         self.team_a = factories.team(
-            name="A 组", members=[self.engineer, self.dispatcher, self.sales],
+            name="A 组",
+            members=[self.engineer, self.dispatcher, self.sales],
             customers=[self.customer_a],
         )
         self.team_b = factories.team(
@@ -51,7 +52,9 @@ class World:
         )
         self.portal_a = factories.user("customer", username="portal_a", customer=self.customer_a)
         self.portal_admin_a = factories.user(
-            "customer", username="portal_admin_a", customer=self.customer_a,
+            "customer",
+            username="portal_admin_a",
+            customer=self.customer_a,
             is_customer_admin=True,
         )
         self.portal_b = factories.user("customer", username="portal_b", customer=self.customer_b)

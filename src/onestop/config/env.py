@@ -127,6 +127,8 @@ def _database(data_dir: Path) -> tuple[dict, bool]:
         raise SettingError("DATABASE_URL", f"cannot parse: {exc}") from None
     if config["ENGINE"].endswith("sqlite3"):
         return config, True
+    # Test databases are created UTF-8 so that text search sees Chinese as on production.
+    config["TEST"] = {"CHARSET": "UTF8", "TEMPLATE": "template0"}
     return config, False
 
 
@@ -140,7 +142,9 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SettingError("ONESTOP_DATA_DIR", f"cannot create {data_dir}: {exc.strerror}") from None
+        raise SettingError(
+            "ONESTOP_DATA_DIR", f"cannot create {data_dir}: {exc.strerror}"
+        ) from None
     if not os.access(data_dir, os.W_OK):
         raise SettingError("ONESTOP_DATA_DIR", f"{data_dir} is not writable")
     media_dir = data_dir / "files"
@@ -161,9 +165,7 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
         if not encryption_key:
             raise SettingError("ONESTOP_ENCRYPTION_KEY", "required when DATABASE_URL is set")
     if not secret_key:
-        secret_key = _read_or_create_key(
-            data_dir / "secret_key", lambda: secrets.token_urlsafe(50)
-        )
+        secret_key = _read_or_create_key(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
     if len(secret_key) < 32:
         raise SettingError("SECRET_KEY", "must be at least 32 characters")
     if not encryption_key:
@@ -175,8 +177,7 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
     except ValueError:
         raise SettingError(
             "ONESTOP_ENCRYPTION_KEY",
-            "must be 32 url-safe base64-encoded bytes "
-            "(generate one with: onestop generate-key)",
+            "must be 32 url-safe base64-encoded bytes (generate one with: onestop generate-key)",
         ) from None
 
     public_url = os.environ.get("ONESTOP_PUBLIC_URL", "").strip() or "http://127.0.0.1:8000"
@@ -227,11 +228,7 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
         debug=_bool("ONESTOP_DEBUG", False),
         time_zone=time_zone,
         language_code=language,
-        audit_retention_days=_int(
-            "ONESTOP_AUDIT_RETENTION_DAYS", 365, minimum=180, maximum=36500
-        ),
+        audit_retention_days=_int("ONESTOP_AUDIT_RETENTION_DAYS", 365, minimum=180, maximum=36500),
         login_failure_limit=_int("ONESTOP_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000),
-        login_lockout_minutes=_int(
-            "ONESTOP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60
-        ),
+        login_lockout_minutes=_int("ONESTOP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60),
     )

@@ -107,7 +107,7 @@ AXES_COOLOFF_TIME = CONFIG.login_lockout_minutes / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "onestop.core.middleware.client_ip"
-AXES_LOCKOUT_TEMPLATE = "core/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "onestop.core.middleware.lockout_response"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = CONFIG.language_code
@@ -144,7 +144,9 @@ if CONFIG.redis_url:
         }
     }
 else:
-    HUEY.update({"huey_class": "huey.SqliteHuey", "filename": str(CONFIG.data_dir / "queue.sqlite3")})
+    HUEY.update(
+        {"huey_class": "huey.SqliteHuey", "filename": str(CONFIG.data_dir / "queue.sqlite3")}
+    )
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

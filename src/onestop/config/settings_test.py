@@ -10,12 +10,12 @@ if os.environ.get("DATABASE_URL"):
     os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
     os.environ.setdefault("ONESTOP_ENCRYPTION_KEY", "bKev0GDh2MGAl9SSeLmZWOnhG-FbAn7sTkTec5F0PL4=")
 
-from onestop.config.settings import *  # noqa: E402,F403
+from onestop.config.settings import *  # noqa: F403
 
 # Fast hashing keeps the suite quick; production uses Argon2 (see settings.py).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 HUEY = {**HUEY, "immediate": True}  # noqa: F405
-STORAGES = {  # noqa: F405
+STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

@@ -1,7 +1,6 @@
 """The core resources of the user API: customers, sites, contacts, teams, users, audit events,
 and personal API tokens."""
 
-
 import datetime
 from typing import Any
 
@@ -11,16 +10,26 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.pagination import CursorPagination, paginate
 from pydantic import EmailStr
 
 from onestop.core import selectors, services
 from onestop.core.api_base import InputSchema, problem_response
-from onestop.core.models import AuditEvent, Contact, Customer, Industry, Role, ServiceLine, Site, Team, User
+from onestop.core.models import (
+    AuditEvent,
+    Contact,
+    Customer,
+    Industry,
+    Role,
+    ServiceLine,
+    Site,
+    Team,
+    User,
+)
 from onestop.core.permissions import require
-from onestop.core.scoping import restrict
+from onestop.core.scoping import restrict, visible_customer_ids
 
 router = Router()
 
@@ -42,10 +51,14 @@ def _resolve_many(user: User, model, pks: list[int] | None, field: str):
         return None
     found = list(restrict(model._default_manager.filter(pk__in=pks), user))
     if len(found) != len(set(pks)):
-        raise ValidationError(
-            {field: _("No such %(what)s.") % {"what": model._meta.verbose_name}}
-        )
+        raise ValidationError({field: _("No such %(what)s.") % {"what": model._meta.verbose_name}})
     return found
+
+
+def _visible_ids(context, customers) -> list[int]:
+    """Ids of related customers, without those the requesting user may not see."""
+    visible = visible_customer_ids(context["request"].user)
+    return sorted(c.pk for c in customers if visible is None or c.pk in visible)
 
 
 class Cursor(CursorPagination):
@@ -121,7 +134,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     require(request.user, "add", Customer)
     data = payload.dict()
     data["parent"] = _resolve(request.user, Customer, data.pop("parent_id"), "parent_id")
-    return 201, services.customer_create(actor=request.user, **data)
+    return Status(201, services.customer_create(actor=request.user, **data))
 
 
 @router.patch("/customers/{int:id}", response=CustomerOut, tags=["customers"])
@@ -139,7 +152,7 @@ def delete_customer(request: HttpRequest, id: int):
     customer = selectors.customer_get(user=request.user, pk=id)
     require(request.user, "delete", customer)
     services.customer_delete(actor=request.user, customer=customer)
-    return 204, None
+    return Status(204, None)
 
 
 # Sites ---------------------------------------------------------------------------------------
@@ -195,7 +208,7 @@ def create_site(request: HttpRequest, payload: SiteIn):
     require(request.user, "add", Site)
     data = payload.dict()
     data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
-    return 201, services.site_create(actor=request.user, **data)
+    return Status(201, services.site_create(actor=request.user, **data))
 
 
 @router.patch("/sites/{int:id}", response=SiteOut, tags=["sites"])
@@ -210,7 +223,7 @@ def delete_site(request: HttpRequest, id: int):
     site = selectors.site_get(user=request.user, pk=id)
     require(request.user, "delete", site)
     services.site_delete(actor=request.user, site=site)
-    return 204, None
+    return Status(204, None)
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -279,7 +292,7 @@ def create_contact(request: HttpRequest, payload: ContactIn):
     data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
     data["site"] = _resolve(request.user, Site, data.pop("site_id"), "site_id")
     data["email"] = data["email"] or ""
-    return 201, services.contact_create(actor=request.user, **data)
+    return Status(201, services.contact_create(actor=request.user, **data))
 
 
 @router.patch("/contacts/{int:id}", response=ContactOut, tags=["contacts"])
@@ -299,7 +312,7 @@ def delete_contact(request: HttpRequest, id: int):
     contact = selectors.contact_get(user=request.user, pk=id)
     require(request.user, "delete", contact)
     services.contact_delete(actor=request.user, contact=contact)
-    return 204, None
+    return Status(204, None)
 
 
 # Teams ---------------------------------------------------------------------------------------
@@ -318,8 +331,8 @@ class TeamOut(Schema):
         return sorted(member.pk for member in obj.members.all())
 
     @staticmethod
-    def resolve_customer_ids(obj: Team) -> list[int]:
-        return sorted(customer.pk for customer in obj.customers.all())
+    def resolve_customer_ids(obj: Team, context) -> list[int]:
+        return _visible_ids(context, obj.customers.all())
 
 
 class TeamIn(InputSchema):
@@ -367,7 +380,7 @@ def get_team(request: HttpRequest, id: int):
 def create_team(request: HttpRequest, payload: TeamIn):
     require(request.user, "add", Team)
     data = _team_refs(request.user, payload.dict())
-    return 201, services.team_create(actor=request.user, **data)
+    return Status(201, services.team_create(actor=request.user, **data))
 
 
 @router.patch("/teams/{int:id}", response=TeamOut, tags=["teams"])
@@ -383,7 +396,7 @@ def delete_team(request: HttpRequest, id: int):
     team = selectors.team_get(user=request.user, pk=id)
     require(request.user, "delete", team)
     services.team_delete(actor=request.user, team=team)
-    return 204, None
+    return Status(204, None)
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -407,8 +420,8 @@ class UserOut(Schema):
     date_joined: datetime.datetime
 
     @staticmethod
-    def resolve_customer_ids(obj: User) -> list[int]:
-        return sorted(customer.pk for customer in obj.customers.all())
+    def resolve_customer_ids(obj: User, context) -> list[int]:
+        return _visible_ids(context, obj.customers.all())
 
 
 class UserIn(InputSchema):
@@ -472,7 +485,7 @@ def get_user(request: HttpRequest, id: int):
 def create_user(request: HttpRequest, payload: UserIn):
     require(request.user, "add", User)
     data = _user_refs(request.user, payload.dict())
-    return 201, services.user_create(actor=request.user, **data)
+    return Status(201, services.user_create(actor=request.user, **data))
 
 
 @router.patch("/users/{int:id}", response=UserOut, tags=["users"])
@@ -493,7 +506,7 @@ def delete_user(request: HttpRequest, id: int):
     target = selectors.user_get(user=request.user, pk=id)
     require(request.user, "delete", target)
     services.user_delete(actor=request.user, user=target)
-    return 204, None
+    return Status(204, None)
 
 
 # Audit events (read only) --------------------------------------------------------------------
@@ -540,8 +553,9 @@ def list_audit_events(request: HttpRequest, filters: Query[AuditEventFilters]):
 
 @router.get("/audit-events/{int:id}", response=AuditEventOut, tags=["audit"])
 def get_audit_event(request: HttpRequest, id: int):
-    require(request.user, "view", AuditEvent)
-    return selectors.audit_event_get(user=request.user, pk=id)
+    event = selectors.audit_event_get(user=request.user, pk=id)
+    require(request.user, "view", event)
+    return event
 
 
 # API tokens ----------------------------------------------------------------------------------
@@ -572,9 +586,7 @@ class TokenOut(Schema):
     revoked_at: datetime.datetime | None
 
 
-@router.post(
-    "/auth/tokens", response={201: TokenCreated}, auth=None, tags=["auth"], throttle=[]
-)
+@router.post("/auth/tokens", response={201: TokenCreated}, auth=None, tags=["auth"], throttle=[])
 def create_token(request: HttpRequest, payload: TokenRequest):
     """Exchanges username, password (and TOTP code) for a personal API token, shown once."""
     try:
@@ -595,7 +607,9 @@ def create_token(request: HttpRequest, payload: TokenRequest):
     token, raw = services.api_token_create(
         user=user, name=payload.name, expires_in_days=payload.expires_in_days
     )
-    return 201, {"id": token.pk, "token": raw, "name": token.name, "expires_at": token.expires_at}
+    return Status(
+        201, {"id": token.pk, "token": raw, "name": token.name, "expires_at": token.expires_at}
+    )
 
 
 @router.get("/auth/tokens", response=list[TokenOut], tags=["auth"])
@@ -609,4 +623,4 @@ def revoke_token(request: HttpRequest, id: int):
     token = selectors.api_token_get(user=request.user, pk=id)
     require(request.user, "delete", token)
     services.api_token_revoke(actor=request.user, token=token)
-    return 204, None
+    return Status(204, None)

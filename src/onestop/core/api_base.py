@@ -134,9 +134,7 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(IntegrityError)
     def _integrity(request, exc):
         logger.warning("integrity error on %s: %s", request.path, exc)
-        return problem_response(
-            409, _("The change conflicts with stored data."), code="conflict"
-        )
+        return problem_response(409, _("The change conflicts with stored data."), code="conflict")
 
     @api.exception_handler(Http404)
     def _not_found(request, exc):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import uuid
 from typing import Any
 
@@ -14,6 +15,28 @@ from onestop.core.crypto import MASK
 from onestop.core.models import AuditEvent, DomainEvent, User
 
 Snapshot = dict[str, Any]
+
+
+class _Secret:
+    """A secret's value kept only to compare before/after; it is written out as the mask."""
+
+    __slots__ = ("_digest", "is_set")
+
+    def __init__(self, value: Any) -> None:
+        self.is_set = bool(value)
+        self._digest = hashlib.sha256(str(value).encode()).digest() if value else b""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Secret) and other._digest == self._digest
+
+    def __hash__(self) -> int:
+        return hash(self._digest)
+
+
+def _public(value: Any) -> Any:
+    if isinstance(value, _Secret):
+        return MASK if value.is_set else ""
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -35,7 +58,7 @@ def snapshot(obj: models.Model) -> Snapshot:
         if field.name in excluded:
             continue
         value = getattr(obj, field.attname)
-        data[field.name] = (MASK if value else "") if field.name in secret else _plain(value)
+        data[field.name] = _Secret(value) if field.name in secret else _plain(value)
     if obj.pk:
         for field in obj._meta.many_to_many:
             if field.name in excluded:
@@ -50,7 +73,7 @@ def diff(before: Snapshot, after: Snapshot) -> dict[str, list[Any]]:
     for key in sorted(set(before) | set(after)):
         old, new = before.get(key), after.get(key)
         if old != new:
-            changes[key] = [old, new]
+            changes[key] = [_public(old), _public(new)]
     return changes
 
 
@@ -99,7 +122,11 @@ def record(
 
 def record_created(*, actor: User | None, obj: models.Model) -> AuditEvent:
     after = snapshot(obj)
-    changes = {key: [None, value] for key, value in after.items() if value not in (None, "", [])}
+    changes = {
+        key: [None, _public(value)]
+        for key, value in after.items()
+        if _public(value) not in (None, "", [])
+    }
     return record(
         actor=actor,
         action=AuditEvent.Action.CREATE,
@@ -109,9 +136,7 @@ def record_created(*, actor: User | None, obj: models.Model) -> AuditEvent:
     )
 
 
-def record_updated(
-    *, actor: User | None, obj: models.Model, before: Snapshot
-) -> AuditEvent | None:
+def record_updated(*, actor: User | None, obj: models.Model, before: Snapshot) -> AuditEvent | None:
     """Records the update, or nothing when no audited field changed."""
     changes = diff(before, snapshot(obj))
     if not changes:
@@ -128,7 +153,11 @@ def record_updated(
 def record_deleted(
     *, actor: User | None, obj: models.Model, before: Snapshot, object_id: Any
 ) -> AuditEvent:
-    changes = {key: [value, None] for key, value in before.items() if value not in (None, "", [])}
+    changes = {
+        key: [_public(value), None]
+        for key, value in before.items()
+        if _public(value) not in (None, "", [])
+    }
     return record(
         actor=actor,
         action=AuditEvent.Action.DELETE,

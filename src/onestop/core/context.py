@@ -20,13 +20,14 @@ class ActionContext:
     request_id: str = ""
 
 
-_current: contextvars.ContextVar[ActionContext] = contextvars.ContextVar(
-    "onestop_action_context", default=ActionContext()
+_DEFAULT = ActionContext()
+_current: contextvars.ContextVar[ActionContext | None] = contextvars.ContextVar(
+    "onestop_action_context", default=None
 )
 
 
 def current() -> ActionContext:
-    return _current.get()
+    return _current.get() or _DEFAULT
 
 
 @contextmanager
@@ -40,9 +41,3 @@ def acting(source: str, *, ip_address: str | None = None, request_id: str = "") 
         yield
     finally:
         _current.reset(token)
-
-
-def set_source(source: str) -> None:
-    """Narrows the source inside an already open context (the API inside a request)."""
-    ctx = _current.get()
-    _current.set(ActionContext(source=source, ip_address=ctx.ip_address, request_id=ctx.request_id))

@@ -6,11 +6,13 @@ import ipaddress
 import uuid
 
 from django.conf import settings
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from onestop.core import context
+from onestop.core.api_base import problem_response
 
 
 def _is_trusted(address: str) -> bool:
@@ -59,16 +61,14 @@ class RequestContextMiddleware:
     def __call__(self, request):
         source = "api" if request.path.startswith("/api/") else "ui"
         request_id = request.META.get("HTTP_X_REQUEST_ID", "")[:36] or str(uuid.uuid4())
-        with context.acting(
-            source, ip_address=client_ip(request) or None, request_id=request_id
-        ):
+        with context.acting(source, ip_address=client_ip(request) or None, request_id=request_id):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
 
 
 class UserLanguageMiddleware:
-    """A user's saved language wins over the browser's; the language switch cookie wins over both."""
+    """A user's saved language wins over the browser's; the switch's cookie wins over both."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -105,3 +105,12 @@ class TwoFactorMiddleware:
         ):
             return redirect(reverse("login_otp"))
         return self.get_response(request)
+
+
+def lockout_response(request, credentials=None, *args, **kwargs):
+    """What django-axes answers after too many failed logins: problem+json on the API."""
+    if request.path.startswith("/api/"):
+        return problem_response(
+            429, _("Too many failed logins; try again later."), code="locked-out"
+        )
+    return render(request, "core/locked_out.html", status=429)

@@ -32,9 +32,7 @@ def _with_subsidiaries(roots: set[int]) -> set[int]:
     for _level in range(MAX_GROUP_DEPTH):
         if not frontier:
             break
-        children = set(
-            Customer.objects.filter(parent_id__in=frontier).values_list("pk", flat=True)
-        )
+        children = set(Customer.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
         frontier = children - found
         found |= children
     return found

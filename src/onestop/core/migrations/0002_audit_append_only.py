@@ -22,8 +22,8 @@ $$ LANGUAGE plpgsql;
 """
 
 TRIGGERS = [
-    "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-    "FOR EACH ROW EXECUTE FUNCTION onestop_append_only();".format(table=table)
+    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+    "FOR EACH ROW EXECUTE FUNCTION onestop_append_only();"
     for table in ("core_auditevent", "core_domainevent")
 ]
 
@@ -31,7 +31,7 @@ TRIGGERS = [
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(FUNCTION)
+    schema_editor.execute(FUNCTION, params=None)
     for statement in TRIGGERS:
         schema_editor.execute(statement)
 
