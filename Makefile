@@ -46,7 +46,7 @@ lock: dev
 
 ## make messages: refresh and compile the translation catalogues (needs gettext)
 messages: dev
-	cd src/onestop && ../../$(BIN)/django-admin makemessages -l zh_Hans -l en --no-obsolete --settings=onestop.config.settings_test
+	cd src/onestop && ../../$(BIN)/django-admin makemessages -l zh_Hans --no-obsolete --no-location --settings=onestop.config.settings_test
 	cd src/onestop && ../../$(BIN)/django-admin compilemessages --settings=onestop.config.settings_test
 
 ci:

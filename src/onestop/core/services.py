@@ -31,7 +31,7 @@ from onestop.core.models import (
 )
 from onestop.core.search import search_key
 
-TOKEN_PREFIX = "ost_"
+TOKEN_PREFIX = "ost_"  # noqa: S105 -- a visible marker, not a secret
 
 
 def _save_validated(obj: models.Model) -> None:
@@ -511,7 +511,11 @@ def api_token_create(
         timezone.now() + datetime.timedelta(days=expires_in_days) if expires_in_days else None
     )
     token = ApiToken(
-        user=user, name=name.strip(), prefix=raw[:10], key_hash=hash_token(raw), expires_at=expires_at
+        user=user,
+        name=name.strip(),
+        prefix=raw[:10],
+        key_hash=hash_token(raw),
+        expires_at=expires_at,
     )
     _save_validated(token)
     audit.record_created(actor=user, obj=token)
