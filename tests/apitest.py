@@ -7,6 +7,7 @@ payload, a valid patch, the list filters to check, and which role is refused a w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.test import Client
 
+from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
 
@@ -41,6 +43,7 @@ class Resource:
 
     name: str
     path: str
+    label: str  # the model's label, as audit events name it
     make: Callable[[Any, Customer], Any]  # (world, customer) -> object owned by that customer
     create: Callable[[Any], dict] | None = None  # (world) -> valid payload for customer A
     patch: dict | None = None
@@ -48,7 +51,9 @@ class Resource:
     filters: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     refused_writer: str | None = "portal_a"  # a role inside the scope that may not write
     deletable: bool = True
-    customer_scoped: bool = True  # False: the object has no customer (teams)
+    customer_scoped: bool = True  # False: the provider's own objects (teams, calendars, SLAs)
+    # Routes under /{id}/...: (suffix, method) -> valid body maker (world) or None.
+    subroutes: dict[tuple[str, str], Callable[[Any], Any] | None] = field(default_factory=dict)
 
     def item(self, obj) -> str:
         return f"{self.path}/{obj.pk}"
@@ -89,6 +94,7 @@ def _make_audit_event(world, customer):
 RESOURCES = [
     Resource(
         name="customers",
+        label="core.customer",
         path="/api/v1/customers",
         make=lambda w, c: services.customer_create(
             actor=None, name=f"子公司{next(_n)}", short_code=f"S{next(_n):05d}", parent=c
@@ -106,6 +112,7 @@ RESOURCES = [
     ),
     Resource(
         name="sites",
+        label="core.site",
         path="/api/v1/sites",
         make=_make_site,
         create=lambda w: {"customer_id": w.customer_a.pk, "name": "浦东机房", "city": "上海"},
@@ -115,6 +122,7 @@ RESOURCES = [
     ),
     Resource(
         name="contacts",
+        label="core.contact",
         path="/api/v1/contacts",
         make=_make_contact,
         create=lambda w: {
@@ -130,6 +138,7 @@ RESOURCES = [
     ),
     Resource(
         name="teams",
+        label="core.team",
         path="/api/v1/teams",
         make=_make_team,
         create=lambda w: {
@@ -145,6 +154,7 @@ RESOURCES = [
     ),
     Resource(
         name="users",
+        label="core.user",
         path="/api/v1/users",
         make=_make_user,
         create=lambda w: {
@@ -161,6 +171,7 @@ RESOURCES = [
     ),
     Resource(
         name="audit-events",
+        label="core.auditevent",
         path="/api/v1/audit-events",
         make=_make_audit_event,
         filters=[
@@ -169,6 +180,94 @@ RESOURCES = [
         ],
         refused_writer=None,
         deletable=False,
+    ),
+]
+
+
+def _make_calendar(world, customer):
+    return contract_services.calendar_create(
+        actor=None, name=f"{customer.short_code} 日历{next(_n)}"
+    )
+
+
+def _make_policy(world, customer):
+    return contract_services.sla_policy_create(
+        actor=None,
+        name=f"{customer.short_code} SLA{next(_n)}",
+        targets=[{"priority": "P2", "first_response_minutes": 30, "resolution_minutes": 240}],
+    )
+
+
+def _make_contract(world, customer):
+    n = next(_n)
+    return contract_services.contract_create(
+        actor=None,
+        customer=customer,
+        number=f"{customer.short_code}-{n}",
+        name=f"桌面运维合同{n}",
+        start_date=dt.date(2026, 1, 1),
+        service_lines=["desktop"],
+    )
+
+
+RESOURCES += [
+    Resource(
+        name="calendars",
+        label="contracts.businesscalendar",
+        path="/api/v1/calendars",
+        make=_make_calendar,
+        create=lambda w: {"name": "上海 5×8", "preset": "5x8"},
+        patch={"weekly_hours": [[[480, 1080]]] * 5 + [[], []]},
+        patch_check=lambda obj: obj.preset == "custom",
+        filters=[("q", lambda w: "AAA")],
+        refused_writer="engineer",
+        customer_scoped=False,
+        subroutes={
+            ("days", "get"): None,
+            ("days", "put"): lambda w: {"date": "2026-10-10", "kind": "workday"},
+            ("import-chinese", "post"): lambda w: {"years": [2026]},
+            ("due", "post"): lambda w: {"start": "2026-09-30T17:00:00+08:00", "minutes": 240},
+        },
+    ),
+    Resource(
+        name="sla-policies",
+        label="contracts.slapolicy",
+        path="/api/v1/sla-policies",
+        make=_make_policy,
+        create=lambda w: {
+            "name": "金牌 SLA",
+            "targets": [
+                {"priority": "P1", "first_response_minutes": 15, "resolution_minutes": 240},
+                {"priority": "P3", "first_response_minutes": 120, "resolution_minutes": 1440},
+            ],
+        },
+        patch={"description": "7×24 响应"},
+        patch_check=lambda obj: obj.description == "7×24 响应",
+        filters=[("q", lambda w: "AAA")],
+        refused_writer="engineer",
+        customer_scoped=False,
+    ),
+    Resource(
+        name="contracts",
+        label="contracts.contract",
+        path="/api/v1/contracts",
+        make=_make_contract,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "number": "ht-2026-001",
+            "name": "2026 年度桌面外包",
+            "start_date": "2026-01-01",
+            "end_date": "2026-12-31",
+            "pricing": "per_seat",
+            "unit_price": "300.00",
+            "quantity": 120,
+            "site_ids": [w.site_a.pk],
+            "service_lines": ["desktop", "remote_3a"],
+        },
+        patch={"status": "active", "is_customer_default": True},
+        patch_check=lambda obj: obj.status == "active",
+        filters=[("customer_id", lambda w: w.customer_a.pk), ("q", lambda w: "AAA")],
+        refused_writer="engineer",
     ),
 ]
 

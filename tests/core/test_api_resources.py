@@ -124,9 +124,12 @@ def test_create_is_audited(world, resource):
     before = AuditEvent.objects.count()
     response = call(client, "post", resource.path, resource.create(world))
     assert response.status_code == 201, response.body
-    created = AuditEvent.objects.filter(
-        action="create", object_id=str(response.body["id"]), actor=world.admin
-    ).get()
+    created = AuditEvent.objects.get(
+        action="create",
+        object_type=resource.label,
+        object_id=str(response.body["id"]),
+        actor=world.admin,
+    )
     assert created.source == "api"
     assert AuditEvent.objects.count() == before + 1
 
@@ -192,7 +195,9 @@ def test_patch_is_audited(world, resource):
     assert response.status_code == 200, response.body
     obj.refresh_from_db()
     assert resource.patch_check(obj)
-    event = AuditEvent.objects.filter(action="update", object_id=str(obj.pk)).latest("id")
+    event = AuditEvent.objects.filter(
+        action="update", object_type=resource.label, object_id=str(obj.pk)
+    ).latest("id")
     assert event.actor == world.admin
     assert event.changes
 
@@ -210,4 +215,6 @@ def test_delete_is_audited(world, resource):
     response = call(api_client(world.admin), "delete", resource.item(obj))
     assert response.status_code == 204
     assert not type(obj).objects.filter(pk=obj.pk).exists()
-    assert AuditEvent.objects.filter(action="delete", object_id=str(obj.pk)).exists()
+    assert AuditEvent.objects.filter(
+        action="delete", object_type=resource.label, object_id=str(obj.pk)
+    ).exists()

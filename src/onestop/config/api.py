@@ -5,6 +5,7 @@ from __future__ import annotations
 from ninja import NinjaAPI
 
 from onestop import __version__
+from onestop.contracts.api import router as contracts_router
 from onestop.core.api import router as core_router
 from onestop.core.api_base import SessionAuth, TokenAuth, install_problem_handlers
 
@@ -22,3 +23,4 @@ api = NinjaAPI(
 )
 install_problem_handlers(api)
 api.add_router("/", core_router)
+api.add_router("/", contracts_router)

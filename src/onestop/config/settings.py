@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "ninja",
     "onestop.web",
     "onestop.core",
+    "onestop.contracts",
 ]
 
 MIDDLEWARE = [

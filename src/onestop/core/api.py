@@ -36,7 +36,7 @@ router = Router()
 NameStr = Field(min_length=1, max_length=200)
 
 
-def _resolve(user: User, model, pk: int | None, field: str):
+def resolve_one(user: User, model, pk: int | None, field: str):
     """A referenced object the user may see, else a field error (never reveals existence)."""
     if pk is None:
         return None
@@ -46,7 +46,8 @@ def _resolve(user: User, model, pk: int | None, field: str):
     return obj
 
 
-def _resolve_many(user: User, model, pks: list[int] | None, field: str):
+def resolve_many(user: User, model, pks: list[int] | None, field: str):
+    """Referenced objects the user may see, else a field error naming the list."""
     if pks is None:
         return None
     found = list(restrict(model._default_manager.filter(pk__in=pks), user))
@@ -133,7 +134,7 @@ def get_customer(request: HttpRequest, id: int):
 def create_customer(request: HttpRequest, payload: CustomerIn):
     require(request.user, "add", Customer)
     data = payload.dict()
-    data["parent"] = _resolve(request.user, Customer, data.pop("parent_id"), "parent_id")
+    data["parent"] = resolve_one(request.user, Customer, data.pop("parent_id"), "parent_id")
     return Status(201, services.customer_create(actor=request.user, **data))
 
 
@@ -143,7 +144,7 @@ def update_customer(request: HttpRequest, id: int, payload: CustomerPatch):
     require(request.user, "change", customer)
     data = payload.dict(exclude_unset=True)
     if "parent_id" in data:
-        data["parent"] = _resolve(request.user, Customer, data.pop("parent_id"), "parent_id")
+        data["parent"] = resolve_one(request.user, Customer, data.pop("parent_id"), "parent_id")
     return services.customer_update(actor=request.user, customer=customer, **data)
 
 
@@ -207,7 +208,7 @@ def get_site(request: HttpRequest, id: int):
 def create_site(request: HttpRequest, payload: SiteIn):
     require(request.user, "add", Site)
     data = payload.dict()
-    data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
+    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
     return Status(201, services.site_create(actor=request.user, **data))
 
 
@@ -289,8 +290,8 @@ def get_contact(request: HttpRequest, id: int):
 def create_contact(request: HttpRequest, payload: ContactIn):
     require(request.user, "add", Contact)
     data = payload.dict()
-    data["customer"] = _resolve(request.user, Customer, data.pop("customer_id"), "customer_id")
-    data["site"] = _resolve(request.user, Site, data.pop("site_id"), "site_id")
+    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
+    data["site"] = resolve_one(request.user, Site, data.pop("site_id"), "site_id")
     data["email"] = data["email"] or ""
     return Status(201, services.contact_create(actor=request.user, **data))
 
@@ -301,7 +302,7 @@ def update_contact(request: HttpRequest, id: int, payload: ContactPatch):
     require(request.user, "change", contact)
     data = payload.dict(exclude_unset=True)
     if "site_id" in data:
-        data["site"] = _resolve(request.user, Site, data.pop("site_id"), "site_id")
+        data["site"] = resolve_one(request.user, Site, data.pop("site_id"), "site_id")
     if "email" in data:
         data["email"] = data["email"] or ""
     return services.contact_update(actor=request.user, contact=contact, **data)
@@ -357,11 +358,11 @@ class TeamFilters(Schema):
 
 def _team_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
     if "lead_id" in data:
-        data["lead"] = _resolve(user, User, data.pop("lead_id"), "lead_id")
+        data["lead"] = resolve_one(user, User, data.pop("lead_id"), "lead_id")
     if "member_ids" in data:
-        data["members"] = _resolve_many(user, User, data.pop("member_ids"), "member_ids")
+        data["members"] = resolve_many(user, User, data.pop("member_ids"), "member_ids")
     if "customer_ids" in data:
-        data["customers"] = _resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
     return data
 
 
@@ -462,9 +463,9 @@ class UserFilters(Schema):
 
 def _user_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
     if "customer_id" in data:
-        data["customer"] = _resolve(user, Customer, data.pop("customer_id"), "customer_id")
+        data["customer"] = resolve_one(user, Customer, data.pop("customer_id"), "customer_id")
     if "customer_ids" in data:
-        data["customers"] = _resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
     if "email" in data:
         data["email"] = data["email"] or ""
     return data

@@ -120,13 +120,17 @@ def record(
     return audit_event
 
 
-def record_created(*, actor: User | None, obj: models.Model) -> AuditEvent:
-    after = snapshot(obj)
-    changes = {
+def created_changes(obj: models.Model) -> dict[str, list[Any]]:
+    """The fields of a new object as {field: [None, value]}, empty ones left out."""
+    return {
         key: [None, _public(value)]
-        for key, value in after.items()
+        for key, value in snapshot(obj).items()
         if _public(value) not in (None, "", [])
     }
+
+
+def record_created(*, actor: User | None, obj: models.Model) -> AuditEvent:
+    changes = created_changes(obj)
     return record(
         actor=actor,
         action=AuditEvent.Action.CREATE,

@@ -52,6 +52,24 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "change": frozenset({ADMIN, MANAGER}),
         "delete": frozenset({ADMIN}),
     },
+    "contract": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+        "add": frozenset({ADMIN, MANAGER, SALES}),
+        "change": frozenset({ADMIN, MANAGER, SALES}),
+        "delete": frozenset({ADMIN}),
+    },
+    "slapolicy": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "businesscalendar": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
     "auditevent": {
         "view": STAFF,
     },

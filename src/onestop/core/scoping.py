@@ -96,6 +96,9 @@ def restrict(queryset: QuerySet, user: User) -> QuerySet:
         return _by_customer(queryset, user, "customer_id")
     if model is ApiToken:
         return queryset.filter(user=user)
+    if getattr(model, "scope_provider_wide", False):
+        # The provider's own configuration (calendars, SLA policies): staff only.
+        return queryset if user.is_provider_staff else queryset.none()
     scope_field = getattr(model, "scope_customer_field", None)
     if scope_field:
         return _by_customer(queryset, user, scope_field)

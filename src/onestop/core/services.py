@@ -47,7 +47,8 @@ def _apply(obj: models.Model, fields: dict[str, Any], allowed: Iterable[str]) ->
         setattr(obj, name, value)
 
 
-def _delete(obj: models.Model, *, actor: User | None) -> None:
+def object_delete(*, actor: User | None, obj: models.Model) -> None:
+    """Deletes any audited object; refused with ConflictError while others depend on it."""
     before = audit.snapshot(obj)
     pk = obj.pk
     try:
@@ -144,7 +145,7 @@ def customer_update(*, actor: User | None, customer: Customer, **fields: Any) ->
 @transaction.atomic
 def customer_delete(*, actor: User | None, customer: Customer) -> None:
     """Deletes a customer without dependent records; otherwise set its status to ended."""
-    _delete(customer, actor=actor)
+    object_delete(actor=actor, obj=customer)
 
 
 # Sites ---------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def site_update(*, actor: User | None, site: Site, **fields: Any) -> Site:
 @transaction.atomic
 def site_delete(*, actor: User | None, site: Site) -> None:
     """Deletes a site; its contacts stay with the customer."""
-    _delete(site, actor=actor)
+    object_delete(actor=actor, obj=site)
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def contact_update(*, actor: User | None, contact: Contact, **fields: Any) -> Co
 @transaction.atomic
 def contact_delete(*, actor: User | None, contact: Contact) -> None:
     """Deletes a contact."""
-    _delete(contact, actor=actor)
+    object_delete(actor=actor, obj=contact)
 
 
 # Teams ---------------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def team_update(
 @transaction.atomic
 def team_delete(*, actor: User | None, team: Team) -> None:
     """Deletes a team; its members keep their accounts."""
-    _delete(team, actor=actor)
+    object_delete(actor=actor, obj=team)
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -434,7 +435,7 @@ def user_delete(*, actor: User | None, user: User) -> None:
     """Deletes an account; accounts with history are better deactivated (is_active=False)."""
     if actor is not None and actor.pk == user.pk:
         raise ConflictError(_("You cannot delete your own account."))
-    _delete(user, actor=actor)
+    object_delete(actor=actor, obj=user)
 
 
 @transaction.atomic
