@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyotp
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from onestop.core.models import ApiToken, AuditEvent, Contact, Customer, Site, Team, User
+from onestop.core import crypto
+from onestop.core.models import ApiToken, AuditEvent, Contact, Customer, Role, Site, Team, User
 from onestop.core.scoping import restrict
 from onestop.core.search import apply_search
 
@@ -168,9 +170,9 @@ def audit_event_get(*, user: User, pk: Any) -> AuditEvent:
 
 def audit_history(*, user: User, obj: Any) -> QuerySet[AuditEvent]:
     """The audit events of one object, newest first."""
-    return audit_event_list(
-        user=user, object_type=obj._meta.label_lower, object_id=str(obj.pk)
-    )[:100]
+    return audit_event_list(user=user, object_type=obj._meta.label_lower, object_id=str(obj.pk))[
+        :100
+    ]
 
 
 def api_token_list(*, user: User) -> QuerySet[ApiToken]:
@@ -179,3 +181,36 @@ def api_token_list(*, user: User) -> QuerySet[ApiToken]:
 
 def api_token_get(*, user: User, pk: Any) -> ApiToken:
     return get_visible(ApiToken.objects.all(), user, pk)
+
+
+# Web UI reads --------------------------------------------------------------------------------
+
+
+def staff_choices(*, user: User) -> QuerySet[User]:
+    """Active provider staff the user may see, for team lead and member pickers."""
+    return restrict(User.objects.exclude(role=Role.CUSTOMER).filter(is_active=True), user)
+
+
+def customer_teams(*, user: User, customer: Customer) -> QuerySet[Team]:
+    """The teams serving a customer."""
+    return restrict(Team.objects.filter(customers=customer).select_related("lead"), user)
+
+
+def customer_staff(*, user: User, customer: Customer) -> QuerySet[User]:
+    """Staff serving a customer directly or through one of its teams."""
+    qs = User.objects.filter(Q(customers=customer) | Q(teams__customers=customer))
+    return restrict(qs.exclude(role=Role.CUSTOMER).distinct(), user)
+
+
+def user_for_login(*, username: str) -> User | None:
+    """The account a login attempt names, so a failed attempt can be audited against it."""
+    return User.objects.filter(username=username).first() if username else None
+
+
+def user_totp_pending(*, user: User, issuer: str = "OneStop") -> dict[str, str] | None:
+    """The secret and authenticator URI of a begun, unconfirmed two-factor setup, else None."""
+    if user.totp_enabled or not user.totp_secret:
+        return None
+    secret = crypto.decrypt(user.totp_secret)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.get_username(), issuer_name=issuer)
+    return {"secret": secret, "uri": uri}
