@@ -149,8 +149,8 @@ class Contact(TimestampedModel):
         on_delete=models.SET_NULL,
         related_name="contacts",
     )
-    name = models.CharField(_("name"), max_length=100)
-    title = models.CharField(_("role"), max_length=100, blank=True)
+    name = models.CharField(_("full name"), max_length=100)
+    title = models.CharField(_("job title"), max_length=100, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     email = models.EmailField(_("email"), blank=True)
     is_vip = models.BooleanField(_("VIP"), default=False)
