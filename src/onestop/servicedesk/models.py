@@ -1,0 +1,242 @@
+"""Tickets, their timeline, and the SLA figures stored for reporting."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from onestop.contracts.models import BusinessCalendar, Contract, Priority, SlaPolicy
+from onestop.core.models import Contact, Customer, Site, Team, User
+
+
+class TicketType(models.TextChoices):
+    INCIDENT = "incident", _("Incident")
+    SERVICE_REQUEST = "service_request", _("Service request")
+    PROBLEM = "problem", _("Problem")
+    CHANGE = "change", _("Change")
+
+
+class Channel(models.TextChoices):
+    PORTAL = "portal", _("Portal")
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+    API = "api", _("API")
+    ALERT = "alert", _("Alert")
+    WEB = "web", _("Entered by staff")
+
+
+class Status(models.TextChoices):
+    NEW = "new", _("New")
+    ASSIGNED = "assigned", _("Assigned")
+    IN_PROGRESS = "in_progress", _("In progress")
+    WAITING_CUSTOMER = "waiting_customer", _("Waiting for customer")
+    WAITING_VENDOR = "waiting_vendor", _("Waiting for vendor")
+    VISIT_SCHEDULED = "visit_scheduled", _("Visit scheduled")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+PAUSING_STATUSES = frozenset(
+    {Status.WAITING_CUSTOMER, Status.WAITING_VENDOR, Status.VISIT_SCHEDULED}
+)
+OPEN_STATUSES = frozenset(
+    {
+        Status.NEW,
+        Status.ASSIGNED,
+        Status.IN_PROGRESS,
+        Status.WAITING_CUSTOMER,
+        Status.WAITING_VENDOR,
+        Status.VISIT_SCHEDULED,
+    }
+)
+_WORKING = {
+    Status.ASSIGNED,
+    Status.IN_PROGRESS,
+    Status.WAITING_CUSTOMER,
+    Status.WAITING_VENDOR,
+    Status.VISIT_SCHEDULED,
+    Status.RESOLVED,
+}
+# The workflow: which status may follow which. Reopening is resolved → in progress.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.NEW: frozenset(_WORKING),
+    Status.ASSIGNED: frozenset(_WORKING - {Status.ASSIGNED}),
+    Status.IN_PROGRESS: frozenset(_WORKING - {Status.IN_PROGRESS}),
+    Status.WAITING_CUSTOMER: frozenset(_WORKING - {Status.WAITING_CUSTOMER}),
+    Status.WAITING_VENDOR: frozenset(_WORKING - {Status.WAITING_VENDOR}),
+    Status.VISIT_SCHEDULED: frozenset(_WORKING - {Status.VISIT_SCHEDULED}),
+    Status.RESOLVED: frozenset({Status.CLOSED, Status.IN_PROGRESS}),
+    Status.CLOSED: frozenset(),
+}
+
+# Impact × urgency → priority (ITIL matrix; 1 = high).
+PRIORITY_MATRIX = {
+    (1, 1): Priority.P1,
+    (1, 2): Priority.P2,
+    (2, 1): Priority.P2,
+    (1, 3): Priority.P3,
+    (2, 2): Priority.P3,
+    (3, 1): Priority.P3,
+    (2, 3): Priority.P4,
+    (3, 2): Priority.P4,
+    (3, 3): Priority.P4,
+}
+
+
+class Level(models.IntegerChoices):
+    HIGH = 1, _("High")
+    MEDIUM = 2, _("Medium")
+    LOW = 3, _("Low")
+
+
+class Ticket(models.Model):
+    """A request or incident of a customer, with its SLA clock."""
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.PROTECT, related_name="tickets"
+    )
+    contract = models.ForeignKey(
+        Contract, verbose_name=_("contract"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    site = models.ForeignKey(
+        Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    requester = models.ForeignKey(
+        Contact,
+        verbose_name=_("requester"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tickets",
+    )
+    requester_user = models.ForeignKey(
+        User,
+        verbose_name=_("requested by (portal)"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_tickets",
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    type = models.CharField(
+        _("type"), max_length=16, choices=TicketType.choices, default=TicketType.INCIDENT
+    )
+    category = models.CharField(_("category"), max_length=100, blank=True)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.NEW
+    )
+    impact = models.PositiveSmallIntegerField(_("impact"), choices=Level.choices, default=2)
+    urgency = models.PositiveSmallIntegerField(_("urgency"), choices=Level.choices, default=2)
+    priority = models.CharField(_("priority"), max_length=2, choices=Priority.choices)
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    assignee = models.ForeignKey(
+        User,
+        verbose_name=_("assignee"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    opened_at = models.DateTimeField(_("opened"))
+    first_response_at = models.DateTimeField(_("first response"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    imported = models.BooleanField(_("imported"), default=False)
+
+    # SLA clock (see servicedesk.sla)
+    sla_policy = models.ForeignKey(
+        SlaPolicy, verbose_name=_("SLA policy"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        verbose_name=_("service hours"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+    )
+    first_response_due_at = models.DateTimeField(_("first response due"), null=True, blank=True)
+    resolution_due_at = models.DateTimeField(_("resolution due"), null=True, blank=True)
+    sla_provisional = models.BooleanField(_("due times provisional"), default=False)
+    sla_paused_since = models.DateTimeField(null=True, blank=True)
+    sla_paused_seconds = models.PositiveIntegerField(default=0)
+    sla_warned_percent = models.PositiveSmallIntegerField(default=0)
+
+    # Stored for reporting
+    first_response_minutes = models.PositiveIntegerField(null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    first_response_breached = models.BooleanField(default=False)
+    resolution_breached = models.BooleanField(default=False)
+
+    search_text = models.TextField(editable=False, default="")
+
+    audit_exclude = ("search_text", "updated_at")
+    scope_customer_field = "customer_id"
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        indexes = [
+            models.Index(fields=["customer", "status", "-id"], name="ticket_customer_status"),
+            models.Index(fields=["status", "resolution_due_at"], name="ticket_status_due"),
+            models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
+            models.Index(fields=["team", "status"], name="ticket_team_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @staticmethod
+    def scope_own_records(user: User) -> models.Q:
+        """A plain customer user's own tickets: opened by them or naming them as requester."""
+        own = models.Q(requester_user=user)
+        if user.email:
+            own |= models.Q(requester__email__iexact=user.email)
+        return own
+
+    @property
+    def sla_paused_minutes(self) -> int:
+        return self.sla_paused_seconds // 60
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class TicketEntry(models.Model):
+    """One line of a ticket's timeline: a reply, an internal note, a call, a status change."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply", _("Reply")
+        NOTE = "note", _("Internal note")
+        CALL = "call", _("Phone call")
+        EVENT = "event", _("Change")
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    is_public = models.BooleanField(_("visible to the customer"), default=True)
+    author = models.ForeignKey(
+        User, verbose_name=_("author"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    author_contact = models.ForeignKey(
+        Contact, verbose_name=_("author"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    body = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("time"))
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("ticket entry")
+        verbose_name_plural = _("ticket entries")
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def customer_id(self) -> int:
+        return self.ticket.customer_id

@@ -1,0 +1,413 @@
+"""Every write to tickets: creation with SLA selection, workflow, replies, and the SLA sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from onestop.contracts.models import BusinessCalendar, Contract, Priority, SlaPolicy
+from onestop.contracts.selectors import calendar_engine
+from onestop.core import audit
+from onestop.core.errors import ConflictError
+from onestop.core.models import Contact, Customer, Site, Team, User
+from onestop.core.search import search_key
+from onestop.core.services import object_delete
+from onestop.servicedesk import sla
+from onestop.servicedesk.models import (
+    PAUSING_STATUSES,
+    PRIORITY_MATRIX,
+    TRANSITIONS,
+    Status,
+    Ticket,
+    TicketEntry,
+    TicketType,
+)
+
+SLA_WARNING_PERCENT = 75
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+def sla_select(
+    *, customer: Customer, contract: Contract | None
+) -> tuple[Contract | None, SlaPolicy | None, BusinessCalendar | None]:
+    """The ticket's contract, else the customer's default contract; its policy and calendar,
+    else the global defaults."""
+    if contract is None:
+        contract = Contract.objects.filter(customer=customer, is_customer_default=True).first()
+    policy = contract.sla_policy if contract and contract.sla_policy_id else None
+    calendar = contract.calendar if contract and contract.calendar_id else None
+    policy = policy or SlaPolicy.objects.filter(is_default=True).first()
+    calendar = calendar or BusinessCalendar.objects.filter(is_default=True).first()
+    return contract, policy, calendar
+
+
+def _targets(ticket: Ticket) -> sla.Targets | None:
+    if ticket.sla_policy is None:
+        return None
+    target = ticket.sla_policy.targets.filter(priority=ticket.priority).first()
+    if target is None:
+        return None
+    return sla.Targets(
+        target.first_response_minutes, target.resolution_minutes, target.next_update_minutes
+    )
+
+
+def _clock(ticket: Ticket) -> sla.Clock:
+    return sla.Clock(
+        opened_at=ticket.opened_at,
+        paused_seconds=ticket.sla_paused_seconds,
+        paused_since=ticket.sla_paused_since,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+    )
+
+
+def _engine(ticket: Ticket):
+    return calendar_engine(ticket.calendar) if ticket.calendar_id else None
+
+
+def _recompute_due(ticket: Ticket) -> None:
+    """Due times from opened_at, the current target and the paused time (see servicedesk.sla)."""
+    targets, engine = _targets(ticket), _engine(ticket)
+    if targets is None or engine is None:
+        ticket.first_response_due_at = ticket.resolution_due_at = None
+        ticket.sla_provisional = False
+        return
+    due = sla.due_times(engine, _clock(ticket), targets)
+    ticket.first_response_due_at = due.first_response_due_at
+    ticket.resolution_due_at = due.resolution_due_at
+    ticket.sla_provisional = due.provisional
+
+
+def _check_refs(ticket: Ticket) -> None:
+    errors = {}
+    if ticket.contract_id and ticket.contract.customer_id != ticket.customer_id:
+        errors["contract"] = _("The contract belongs to another customer.")
+    if ticket.site_id and ticket.site.customer_id != ticket.customer_id:
+        errors["site"] = _("The site belongs to another customer.")
+    if ticket.requester_id and ticket.requester.customer_id != ticket.customer_id:
+        errors["requester"] = _("The contact belongs to another customer.")
+    if ticket.assignee_id and not ticket.assignee.is_provider_staff:
+        errors["assignee"] = _("Only the provider's staff can be assigned.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _entry(
+    *,
+    ticket: Ticket,
+    kind: str,
+    body: str,
+    at: dt.datetime,
+    author: User | None,
+    is_public: bool = True,
+    author_contact: Contact | None = None,
+) -> TicketEntry:
+    return TicketEntry.objects.create(
+        ticket=ticket,
+        kind=kind,
+        body=body,
+        created_at=at,
+        author=author if author is not None and author.pk else None,
+        author_contact=author_contact,
+        is_public=is_public,
+    )
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    actor: User | None,
+    customer: Customer,
+    title: str,
+    channel: str,
+    description: str = "",
+    type: str = TicketType.INCIDENT,
+    category: str = "",
+    impact: int = 2,
+    urgency: int = 2,
+    priority: str | None = None,
+    contract: Contract | None = None,
+    site: Site | None = None,
+    requester: Contact | None = None,
+    requester_user: User | None = None,
+    team: Team | None = None,
+    assignee: User | None = None,
+    opened_at: dt.datetime | None = None,
+    imported: bool = False,
+) -> Ticket:
+    """Opens a ticket and starts its SLA clock at `opened_at` (now unless imported)."""
+    now = timezone.now()
+    if opened_at is not None and opened_at > now + dt.timedelta(minutes=1):
+        raise ValidationError({"opened_at": _("A ticket cannot be opened in the future.")})
+    contract, policy, calendar = sla_select(customer=customer, contract=contract)
+    ticket = Ticket(
+        customer=customer,
+        contract=contract,
+        site=site,
+        requester=requester,
+        requester_user=requester_user,
+        title=title.strip(),
+        description=description,
+        type=type,
+        category=category.strip(),
+        channel=channel,
+        impact=impact,
+        urgency=urgency,
+        priority=priority or PRIORITY_MATRIX.get((impact, urgency), Priority.P3),
+        team=team,
+        assignee=assignee,
+        status=Status.ASSIGNED if assignee else Status.NEW,
+        opened_at=opened_at or now,
+        imported=imported,
+        sla_policy=policy,
+        calendar=calendar,
+    )
+    _check_refs(ticket)
+    ticket.search_text = search_key(ticket.title, description)
+    _recompute_due(ticket)
+    ticket.full_clean()
+    ticket.save()
+    audit.record(
+        actor=actor,
+        action="create",
+        obj=ticket,
+        changes=audit.created_changes(ticket),
+        # Imported history must not page anyone: no domain event, so no notification.
+        event=None if imported else "ticket.created",
+    )
+    return ticket
+
+
+TICKET_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "category",
+    "impact",
+    "urgency",
+    "priority",
+    "contract",
+    "site",
+    "requester",
+    "team",
+    "assignee",
+)
+
+
+@transaction.atomic
+def ticket_update(*, actor: User | None, ticket: Ticket, **fields: Any) -> Ticket:
+    """Changes a ticket's fields. A new priority, impact/urgency or contract recomputes the
+    due times from the same opened_at and paused time."""
+    unknown = set(fields) - set(TICKET_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a ticket")
+    if not ticket.is_open:
+        raise ConflictError(_("A resolved or closed ticket cannot be edited; reopen it first."))
+    before = audit.snapshot(ticket)
+    for name, value in fields.items():
+        setattr(ticket, name, value)
+    if ("impact" in fields or "urgency" in fields) and "priority" not in fields:
+        ticket.priority = PRIORITY_MATRIX[(ticket.impact, ticket.urgency)]
+    if "contract" in fields:
+        ticket.contract, ticket.sla_policy, ticket.calendar = sla_select(
+            customer=ticket.customer, contract=ticket.contract
+        )
+    if ticket.assignee_id and ticket.status == Status.NEW:
+        ticket.status = Status.ASSIGNED
+    _check_refs(ticket)
+    ticket.search_text = search_key(ticket.title, ticket.description)
+    _recompute_due(ticket)
+    ticket.full_clean()
+    ticket.save()
+    audit.record_updated(actor=actor, obj=ticket, before=before)
+    return ticket
+
+
+@transaction.atomic
+def ticket_set_status(
+    *, actor: User | None, ticket: Ticket, status: str, now: dt.datetime | None = None
+) -> Ticket:
+    """Moves a ticket along the workflow, pausing and resuming its SLA clock."""
+    now = _now(now)
+    old = ticket.status
+    if status == old:
+        return ticket
+    if status not in TRANSITIONS.get(old, frozenset()):
+        raise ValidationError(
+            {
+                "status": _("A ticket cannot go from “%(old)s” to “%(new)s”.")
+                % {"old": Status(old).label, "new": Status(status).label}
+                if status in Status.values
+                else _("Unknown status.")
+            }
+        )
+    before = audit.snapshot(ticket)
+    engine = _engine(ticket)
+    if old in PAUSING_STATUSES and ticket.sla_paused_since is not None:
+        if engine is not None:
+            ticket.sla_paused_seconds += engine.seconds_between(ticket.sla_paused_since, now)
+        ticket.sla_paused_since = None
+    if status in PAUSING_STATUSES:
+        ticket.sla_paused_since = now
+    if status == Status.RESOLVED:
+        ticket.resolved_at = now
+        if engine is not None:
+            used = sla.used_seconds(engine, _clock(ticket), now)
+            ticket.resolution_minutes = used // 60
+        ticket.resolution_breached = bool(
+            ticket.resolution_due_at and now > ticket.resolution_due_at
+        )
+    elif old == Status.RESOLVED and status == Status.IN_PROGRESS:
+        # Reopened: the resolved interval counts as paused, so the clock resumes.
+        if engine is not None and ticket.resolved_at:
+            ticket.sla_paused_seconds += engine.seconds_between(ticket.resolved_at, now)
+        ticket.resolved_at = None
+        ticket.resolution_minutes = None
+    if status == Status.CLOSED:
+        ticket.closed_at = now
+    ticket.status = status
+    _recompute_due(ticket)
+    ticket.save()
+    _entry(
+        ticket=ticket,
+        kind=TicketEntry.Kind.EVENT,
+        body=f"status: {old} → {status}",
+        at=now,
+        author=actor,
+    )
+    audit.record(
+        actor=actor,
+        action="update",
+        obj=ticket,
+        changes=audit.diff(before, audit.snapshot(ticket)),
+        event=f"ticket.{status}"
+        if status in (Status.RESOLVED, Status.CLOSED)
+        else "ticket.updated",
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_reply(
+    *,
+    actor: User | None,
+    ticket: Ticket,
+    body: str,
+    kind: str = TicketEntry.Kind.REPLY,
+    is_public: bool = True,
+    author_contact: Contact | None = None,
+    at: dt.datetime | None = None,
+) -> TicketEntry:
+    """Adds a reply, internal note or logged phone call. The first public reply or call by
+    staff stops the first-response clock; a customer's reply resumes a ticket waiting for them."""
+    if ticket.status == Status.CLOSED:
+        raise ConflictError(_("The ticket is closed; open a new ticket instead."))
+    if not body.strip():
+        raise ValidationError({"body": _("The text is empty.")})
+    if kind not in TicketEntry.Kind.values or kind == TicketEntry.Kind.EVENT:
+        raise ValidationError({"kind": _("Unknown kind of entry.")})
+    by_customer = actor is not None and actor.is_customer_user
+    if by_customer and (kind != TicketEntry.Kind.REPLY or not is_public):
+        raise ValidationError({"kind": _("Customers can only add public replies.")})
+    if kind == TicketEntry.Kind.NOTE:
+        is_public = False
+    at = _now(at)
+    entry = _entry(
+        ticket=ticket,
+        kind=kind,
+        body=body,
+        at=at,
+        author=actor,
+        is_public=is_public,
+        author_contact=author_contact,
+    )
+    staff = actor is not None and actor.is_provider_staff
+    if staff and is_public and ticket.first_response_at is None and not by_customer:
+        before = audit.snapshot(ticket)
+        ticket.first_response_at = at
+        engine = _engine(ticket)
+        if engine is not None:
+            ticket.first_response_minutes = engine.seconds_between(ticket.opened_at, at) // 60
+        ticket.first_response_breached = bool(
+            ticket.first_response_due_at and at > ticket.first_response_due_at
+        )
+        ticket.save()
+        audit.record_updated(actor=actor, obj=ticket, before=before)
+    audit.record(
+        actor=actor,
+        action="create",
+        obj=entry,
+        changes={"kind": [None, kind], "is_public": [None, is_public]},
+        event=None
+        if not is_public
+        else ("ticket.customer_replied" if by_customer else "ticket.replied"),
+        object_id=entry.pk,
+    )
+    if by_customer and ticket.status == Status.WAITING_CUSTOMER:
+        ticket_set_status(actor=actor, ticket=ticket, status=Status.IN_PROGRESS, now=at)
+    return entry
+
+
+@transaction.atomic
+def sla_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Marks breaches and warns before them; run by the periodic job. Idempotent."""
+    now = _now(now)
+    counts = {"first_response_breached": 0, "resolution_breached": 0, "warned": 0}
+    open_tickets = Ticket.objects.filter(
+        status__in=[s for s in Status.values if s not in (Status.RESOLVED, Status.CLOSED)]
+    ).select_related("calendar", "sla_policy")
+    for ticket in open_tickets.filter(
+        first_response_at__isnull=True,
+        first_response_breached=False,
+        first_response_due_at__lt=now,
+    ):
+        _flag(ticket, "first_response_breached", "ticket.sla_breached", now, counts)
+    for ticket in open_tickets.filter(
+        sla_paused_since__isnull=True, resolution_breached=False, resolution_due_at__lt=now
+    ):
+        _flag(ticket, "resolution_breached", "ticket.sla_breached", now, counts)
+    for ticket in open_tickets.filter(
+        sla_paused_since__isnull=True,
+        resolution_breached=False,
+        resolution_due_at__gte=now,
+        sla_warned_percent__lt=SLA_WARNING_PERCENT,
+    ):
+        targets, engine = _targets(ticket), _engine(ticket)
+        if targets is None or engine is None:
+            continue
+        if sla.used_fraction(engine, _clock(ticket), targets, now) * 100 >= SLA_WARNING_PERCENT:
+            _flag(ticket, "sla_warned_percent", "ticket.sla_warning", now, counts)
+    return counts
+
+
+def _flag(ticket: Ticket, field: str, event: str, now: dt.datetime, counts: dict) -> None:
+    before = audit.snapshot(ticket)
+    if field == "sla_warned_percent":
+        ticket.sla_warned_percent = SLA_WARNING_PERCENT
+        counts["warned"] += 1
+    else:
+        setattr(ticket, field, True)
+        counts[field] += 1
+    ticket.save()
+    audit.record(
+        actor=None,
+        action="update",
+        obj=ticket,
+        changes=audit.diff(before, audit.snapshot(ticket)),
+        event=event,
+    )
+
+
+@transaction.atomic
+def ticket_delete(*, actor: User | None, ticket: Ticket) -> None:
+    """Deletes a ticket and its timeline (for mistakes and spam; close real work instead)."""
+    object_delete(actor=actor, obj=ticket)
