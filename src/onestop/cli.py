@@ -453,6 +453,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = _start_django()
     _ensure_port_free(args.host, args.port)
     from onestop.core import demo
+    from onestop.servicedesk.demo import seed_service_desk_demo
 
     with _as_cli():
         _migrate(verbose=False)
@@ -461,6 +462,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _say("Demo data seeded.")
             else:
                 _say("The database already has customers; demo data not seeded again.")
+            if seed_service_desk_demo(progress=_progress()):
+                _say("Service-desk demo data seeded: contracts, calendars, SLA policies, tickets.")
     _print_logins(_url(args.host, args.port), demo.demo_logins() if demo.demo_is_seeded() else None)
     _say(f"Data folder: {config.data_dir} (delete it to start afresh)")
     return _serve(args.host, args.port, args.workers)
