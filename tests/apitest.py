@@ -18,6 +18,7 @@ from django.test import Client
 from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
+from onestop.servicedesk import services as ticket_services
 
 
 def api_client(user) -> Client:
@@ -50,6 +51,7 @@ class Resource:
     patch_check: Callable[[Any], bool] | None = None
     filters: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     refused_writer: str | None = "portal_a"  # a role inside the scope that may not write
+    refused_create: bool = True  # False: that role may create (portal users open tickets)
     deletable: bool = True
     customer_scoped: bool = True  # False: the provider's own objects (teams, calendars, SLAs)
     # Routes under /{id}/...: (suffix, method) -> valid body maker (world) or None.
@@ -268,6 +270,46 @@ RESOURCES += [
         patch_check=lambda obj: obj.status == "active",
         filters=[("customer_id", lambda w: w.customer_a.pk), ("q", lambda w: "AAA")],
         refused_writer="engineer",
+    ),
+]
+
+
+def _make_ticket(world, customer):
+    n = next(_n)
+    return ticket_services.ticket_create(
+        actor=None,
+        customer=customer,
+        title=f"{customer.short_code} 电脑蓝屏 {n}",
+        channel="phone",
+        requester_user=world.portal_a if customer == world.customer_a else None,
+    )
+
+
+RESOURCES += [
+    Resource(
+        name="tickets",
+        path="/api/v1/tickets",
+        label="servicedesk.ticket",
+        make=_make_ticket,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "title": "财务部打印机卡纸",
+            "description": "三楼财务部 HP 打印机卡纸，急用",
+            "site_id": w.site_a.pk,
+            "requester_id": w.contact_a.pk,
+            "impact": 2,
+            "urgency": 1,
+        },
+        patch={"priority": "P1", "assignee_id": None},
+        patch_check=lambda obj: obj.priority == "P1",
+        filters=[("customer_id", lambda w: w.customer_a.pk), ("q", lambda w: "AAA")],
+        refused_writer="portal_a",
+        refused_create=False,
+        subroutes={
+            ("replies", "get"): None,
+            ("replies", "post"): lambda w: {"body": "您好，工程师已出发"},
+            ("satisfaction", "post"): lambda w: {"score": 5, "comment": "很快"},
+        },
     ),
 ]
 

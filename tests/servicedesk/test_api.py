@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from onestop.core.models import DomainEvent
 from onestop.servicedesk import services
 from tests.apitest import api_client, call
 
@@ -117,3 +118,21 @@ def test_ticket_list_filters_and_search(world):
     found = call(client, "get", "/api/v1/tickets", q="邮箱").body["results"]
     assert [t["id"] for t in found] == [a.pk]
     assert len(call(client, "get", "/api/v1/tickets", unassigned="true").body["results"]) == 2
+
+
+def test_satisfaction_survey_once_after_resolution(world):
+    ticket = _ticket(world, requester_user=world.portal_a)
+    portal = api_client(world.portal_a)
+    url = f"/api/v1/tickets/{ticket.pk}/satisfaction"
+    assert call(portal, "post", url, {"score": 5}).status_code == 409  # not resolved yet
+    services.ticket_set_status(actor=world.engineer, ticket=ticket, status="resolved")
+    assert call(portal, "post", url, {"score": 6}).status_code == 422
+    assert call(api_client(world.engineer), "post", url, {"score": 1}).status_code == 422
+    response = call(portal, "post", url, {"score": 4, "comment": "响应很快，下次希望一次修好"})
+    assert response.status_code == 200
+    assert response.body["csat_score"] == 4
+    assert call(portal, "post", url, {"score": 5}).status_code == 409
+    assert (
+        DomainEvent.objects.filter(name="ticket.csat_received", object_id=str(ticket.pk)).count()
+        == 1
+    )

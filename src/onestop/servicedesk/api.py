@@ -57,6 +57,9 @@ class TicketOut(Schema):
     first_response_breached: bool
     resolution_breached: bool
     imported: bool
+    csat_score: int | None
+    csat_comment: str
+    csat_at: dt.datetime | None
 
     @staticmethod
     def resolve_sla_paused(obj: Ticket) -> bool:
@@ -219,3 +222,17 @@ def create_reply(request: HttpRequest, id: int, payload: ReplyIn):
         at=data["created_at"],
     )
     return Status(201, entry)
+
+
+class RatingIn(InputSchema):
+    score: int = Field(ge=1, le=5)
+    comment: str = Field("", max_length=10_000)
+
+
+@router.post("/tickets/{int:id}/satisfaction", response=TicketOut, tags=["tickets"])
+def rate_ticket(request: HttpRequest, id: int, payload: RatingIn):
+    """The customer's satisfaction survey (CSAT 1–5 and a comment) on a resolved ticket."""
+    ticket = selectors.ticket_get(user=request.user, pk=id)
+    require(request.user, "view", ticket)
+    services.ticket_rate(actor=request.user, ticket=ticket, **payload.dict())
+    return selectors.ticket_get(user=request.user, pk=id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -171,6 +172,16 @@ class Ticket(models.Model):
     resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
     first_response_breached = models.BooleanField(default=False)
     resolution_breached = models.BooleanField(default=False)
+
+    # Satisfaction survey, answered by the customer once the ticket is resolved
+    csat_score = models.PositiveSmallIntegerField(
+        _("satisfaction"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+    )
+    csat_comment = models.TextField(_("satisfaction comment"), blank=True)
+    csat_at = models.DateTimeField(_("rated"), null=True, blank=True)
 
     search_text = models.TextField(editable=False, default="")
 

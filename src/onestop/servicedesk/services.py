@@ -408,6 +408,32 @@ def _flag(ticket: Ticket, field: str, event: str, now: dt.datetime, counts: dict
 
 
 @transaction.atomic
+def ticket_rate(
+    *, actor: User, ticket: Ticket, score: int, comment: str = "", now: dt.datetime | None = None
+) -> Ticket:
+    """Records the customer's satisfaction (1–5 and a comment) once the ticket is resolved."""
+    if ticket.status not in (Status.RESOLVED, Status.CLOSED):
+        raise ConflictError(_("The survey opens when the ticket is resolved."))
+    if ticket.csat_score is not None:
+        raise ConflictError(_("This ticket has already been rated."))
+    if not actor.is_customer_user:
+        raise ValidationError({"score": _("Only the customer rates a ticket.")})
+    if not 1 <= score <= 5:
+        raise ValidationError({"score": _("Choose 1 to 5.")})
+    before = audit.snapshot(ticket)
+    ticket.csat_score, ticket.csat_comment, ticket.csat_at = score, comment.strip(), _now(now)
+    ticket.save(update_fields=["csat_score", "csat_comment", "csat_at"])
+    audit.record(
+        actor=actor,
+        action="update",
+        obj=ticket,
+        changes=audit.diff(before, audit.snapshot(ticket)),
+        event="ticket.csat_received",
+    )
+    return ticket
+
+
+@transaction.atomic
 def ticket_delete(*, actor: User | None, ticket: Ticket) -> None:
     """Deletes a ticket and its timeline (for mistakes and spam; close real work instead)."""
     object_delete(actor=actor, obj=ticket)
