@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "onestop.web",
     "onestop.core",
     "onestop.contracts",
+    "onestop.servicedesk",
 ]
 
 MIDDLEWARE = [

@@ -70,6 +70,16 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "change": frozenset({ADMIN, MANAGER}),
         "delete": frozenset({ADMIN, MANAGER}),
     },
+    "ticket": {
+        "view": EVERYONE,
+        "add": EVERYONE,
+        "change": STAFF,
+        "delete": frozenset({ADMIN}),
+    },
+    "ticketentry": {
+        "view": EVERYONE,
+        "add": EVERYONE,
+    },
     "auditevent": {
         "view": STAFF,
     },

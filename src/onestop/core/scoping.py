@@ -101,7 +101,12 @@ def restrict(queryset: QuerySet, user: User) -> QuerySet:
         return queryset if user.is_provider_staff else queryset.none()
     scope_field = getattr(model, "scope_customer_field", None)
     if scope_field:
-        return _by_customer(queryset, user, scope_field)
+        queryset = _by_customer(queryset, user, scope_field)
+        own = getattr(model, "scope_own_records", None)
+        if own is not None and user.role == Role.CUSTOMER and not user.is_customer_admin:
+            # A plain customer user sees only their own records; their admin sees the company's.
+            queryset = queryset.filter(own(user))
+        return queryset
     return queryset.none()
 
 
