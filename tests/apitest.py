@@ -242,6 +242,10 @@ RESOURCES += [
                 {"priority": "P1", "first_response_minutes": 15, "resolution_minutes": 240},
                 {"priority": "P3", "first_response_minutes": 120, "resolution_minutes": 1440},
             ],
+            "escalations": [
+                {"percent": 75, "action": "notify"},
+                {"percent": 100, "action": "reassign", "team_id": w.team_a.pk},
+            ],
         },
         patch={"description": "7×24 响应"},
         patch_check=lambda obj: obj.description == "7×24 响应",

@@ -14,6 +14,7 @@ from onestop.core.errors import ConflictError
 from onestop.core.models import DomainEvent
 from onestop.servicedesk import services
 from onestop.servicedesk.models import Status, TicketEntry
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -168,9 +169,9 @@ def test_late_first_response_is_a_breach(desk):
 def test_sweep_warns_then_breaches_once(desk):
     ticket = open_ticket(desk)
     services.ticket_reply(actor=desk.engineer, ticket=ticket, body="处理中", at=at(MON, 9, 10))
-    assert services.sla_sweep(now=at(MON, 11))["warned"] == 0  # 120 of 240 minutes used
-    assert services.sla_sweep(now=at(MON, 13, 1))["warned"] == 1  # 181 minutes ≥ 75 %
-    assert services.sla_sweep(now=at(MON, 13, 2))["warned"] == 0
+    assert services.sla_sweep(now=at(MON, 11))["escalated"] == 0  # 120 of 240 minutes used
+    assert services.sla_sweep(now=at(MON, 13, 1))["escalated"] == 1  # 181 minutes ≥ 75 %
+    assert services.sla_sweep(now=at(MON, 13, 2))["escalated"] == 0
     counts = services.sla_sweep(now=at(MON, 14, 1))
     assert counts["resolution_breached"] == 1
     ticket.refresh_from_db()
@@ -251,3 +252,48 @@ def test_references_must_belong_to_the_customer(desk):
     assert set(caught.value.message_dict) == {"site", "requester"}
     with pytest.raises(ValidationError):
         open_ticket(desk, assignee=desk.portal_a)
+
+
+def test_escalation_levels_reassign_and_raise_priority(desk):
+    escalation_team = factories.team(name="二线支持", members=[desk.manager])
+    contracts.sla_policy_update(
+        actor=None,
+        policy=desk.policy,
+        escalations=[
+            {"percent": 50, "action": "notify"},
+            {
+                "percent": 80,
+                "action": "reassign",
+                "team": escalation_team,
+                "assignee": desk.manager,
+            },
+            {"percent": 100, "action": "raise_priority"},
+        ],
+    )
+    ticket = open_ticket(desk, priority="P3")  # 1440 business minutes = 3 working days
+    services.ticket_reply(actor=desk.engineer, ticket=ticket, body="处理中", at=at(MON, 9, 5))
+    assert services.sla_sweep(now=at(TUE, 14))["escalated"] == 1  # 12 of 24 hours: 50 %
+    ticket.refresh_from_db()
+    assert ticket.team is None and ticket.priority == "P3"
+    services.sla_sweep(now=at((2026, 11, 25), 14, 30))  # 20.5 h: 85 %
+    ticket.refresh_from_db()
+    assert (ticket.team, ticket.assignee) == (escalation_team, desk.manager)
+    counts = services.sla_sweep(now=at((2026, 11, 26), 9, 30))  # past 24 h: breach
+    assert counts == {"first_response_breached": 0, "resolution_breached": 1, "escalated": 1}
+    ticket.refresh_from_db()
+    assert ticket.priority == "P2" and ticket.resolution_breached
+    assert services.sla_sweep(now=at((2026, 11, 26), 10))["escalated"] == 0
+    events = DomainEvent.objects.filter(object_id=str(ticket.pk), name__startswith="ticket.sla")
+    assert sorted(events.values_list("name", flat=True)) == [
+        "ticket.sla_breached",
+        "ticket.sla_escalated",
+        "ticket.sla_warning",
+        "ticket.sla_warning",
+    ]
+
+
+def test_reassign_level_needs_a_target(desk):
+    with pytest.raises(ValidationError):
+        contracts.sla_policy_update(
+            actor=None, policy=desk.policy, escalations=[{"percent": 90, "action": "reassign"}]
+        )

@@ -25,6 +25,6 @@ def test_periodic_sweep_marks_an_overdue_ticket(world):
         actor=None, customer=world.customer_a, title="过期", channel="phone", opened_at=opened
     )
     result = tasks.sla_sweep.call_local()
-    assert result == {"first_response_breached": 1, "resolution_breached": 1, "warned": 0}
+    assert result == {"first_response_breached": 1, "resolution_breached": 1, "escalated": 1}
     ticket.refresh_from_db()
     assert ticket.first_response_breached and ticket.resolution_breached

@@ -9,10 +9,17 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from onestop.contracts import selectors, services
-from onestop.contracts.models import BusinessCalendar, CalendarDay, Contract, Priority, SlaPolicy
+from onestop.contracts.models import (
+    BusinessCalendar,
+    CalendarDay,
+    Contract,
+    Priority,
+    SlaEscalation,
+    SlaPolicy,
+)
 from onestop.core.api import Cursor, resolve_many, resolve_one
 from onestop.core.api_base import InputSchema
-from onestop.core.models import Customer, ServiceLine, Site
+from onestop.core.models import Customer, ServiceLine, Site, Team, User
 from onestop.core.permissions import require
 
 router = Router()
@@ -181,16 +188,32 @@ class TargetIn(InputSchema, TargetSchema):
     pass
 
 
+class EscalationSchema(Schema):
+    percent: int = Field(ge=1, le=300, description="Share of the resolution target; 100 = breach")
+    action: SlaEscalation.Action
+    team_id: int | None = None
+    assignee_id: int | None = None
+
+
+class EscalationIn(InputSchema, EscalationSchema):
+    pass
+
+
 class SlaPolicyOut(Schema):
     id: int
     name: str
     description: str
     is_default: bool
     targets: list[TargetSchema]
+    escalations: list[EscalationSchema]
 
     @staticmethod
     def resolve_targets(obj: SlaPolicy) -> list[Any]:
         return list(obj.targets.all())
+
+    @staticmethod
+    def resolve_escalations(obj: SlaPolicy) -> list[Any]:
+        return list(obj.escalations.all())
 
 
 class SlaPolicyIn(InputSchema):
@@ -198,6 +221,7 @@ class SlaPolicyIn(InputSchema):
     description: str = Field("", max_length=10000)
     is_default: bool = False
     targets: list[TargetIn] = Field(min_length=1, max_length=4)
+    escalations: list[EscalationIn] = Field([], max_length=10)
 
 
 class SlaPolicyPatch(InputSchema):
@@ -205,6 +229,23 @@ class SlaPolicyPatch(InputSchema):
     description: str | None = Field(None, max_length=10000)
     is_default: bool | None = None
     targets: list[TargetIn] | None = Field(None, min_length=1, max_length=4)
+    escalations: list[EscalationIn] | None = Field(None, max_length=10)
+
+
+def _escalation_refs(user, data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("escalations") is not None:
+        data["escalations"] = [
+            {
+                "percent": level["percent"],
+                "action": level["action"],
+                "team": resolve_one(user, Team, level.get("team_id"), f"escalations.{i}.team_id"),
+                "assignee": resolve_one(
+                    user, User, level.get("assignee_id"), f"escalations.{i}.assignee_id"
+                ),
+            }
+            for i, level in enumerate(data["escalations"])
+        ]
+    return data
 
 
 class SlaPolicyFilters(Schema):
@@ -225,7 +266,8 @@ def get_sla_policy(request: HttpRequest, id: int):
 @router.post("/sla-policies", response={201: SlaPolicyOut}, tags=["sla-policies"])
 def create_sla_policy(request: HttpRequest, payload: SlaPolicyIn):
     require(request.user, "add", SlaPolicy)
-    policy = services.sla_policy_create(actor=request.user, **payload.dict())
+    data = _escalation_refs(request.user, payload.dict())
+    policy = services.sla_policy_create(actor=request.user, **data)
     return Status(201, selectors.sla_policy_get(user=request.user, pk=policy.pk))
 
 

@@ -3,11 +3,11 @@ SLA clocks run on."""
 
 from __future__ import annotations
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from onestop.core.models import TIME_ZONE_CHOICES, Customer, Site, TimestampedModel
+from onestop.core.models import TIME_ZONE_CHOICES, Customer, Site, Team, TimestampedModel, User
 
 
 class Priority(models.TextChoices):
@@ -165,6 +165,41 @@ class SlaTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} {self.priority}"
+
+
+class SlaEscalation(models.Model):
+    """What happens when a ticket has used a share of its resolution target (100 % = breach)."""
+
+    class Action(models.TextChoices):
+        NOTIFY = "notify", _("Notify")
+        REASSIGN = "reassign", _("Reassign")
+        RAISE_PRIORITY = "raise_priority", _("Raise priority")
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="escalations")
+    percent = models.PositiveSmallIntegerField(
+        _("at % of the resolution target"),
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+    )
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    team = models.ForeignKey(
+        Team, verbose_name=_("reassign to team"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    assignee = models.ForeignKey(
+        User,
+        verbose_name=_("reassign to"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["percent", "id"]
+        verbose_name = _("escalation level")
+        verbose_name_plural = _("escalation levels")
+
+    def __str__(self) -> str:
+        return f"{self.percent}% {self.action}"
 
 
 class Contract(TimestampedModel):

@@ -64,7 +64,7 @@ def contracts_due_for_renewal(*, user: User, today: dt.date) -> list[Contract]:
 
 def _policies() -> QuerySet[SlaPolicy]:
     return SlaPolicy.objects.prefetch_related(
-        Prefetch("targets", queryset=SlaTarget.objects.order_by("priority"))
+        Prefetch("targets", queryset=SlaTarget.objects.order_by("priority")), "escalations"
     )
 
 

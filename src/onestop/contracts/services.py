@@ -26,6 +26,7 @@ from onestop.contracts.models import (
     CalendarYear,
     Contract,
     Priority,
+    SlaEscalation,
     SlaPolicy,
     SlaTarget,
 )
@@ -352,6 +353,33 @@ def _check_targets(targets: list[dict[str, Any]]) -> list[SlaTarget]:
     return rows
 
 
+def _check_escalations(escalations: list[dict[str, Any]]) -> list[SlaEscalation]:
+    rows = []
+    for index, level in enumerate(escalations):
+        action, percent = level.get("action"), level.get("percent")
+        if action not in SlaEscalation.Action.values:
+            raise ValidationError({f"escalations.{index}.action": _("Unknown action.")})
+        if not isinstance(percent, int) or not 1 <= percent <= 300:
+            raise ValidationError(
+                {f"escalations.{index}.percent": _("Between 1 and 300 % of the target.")}
+            )
+        team, assignee = level.get("team"), level.get("assignee")
+        if action == SlaEscalation.Action.REASSIGN and not (team or assignee):
+            raise ValidationError(
+                {f"escalations.{index}": _("Reassigning needs a team or a person.")}
+            )
+        if assignee is not None and not assignee.is_provider_staff:
+            raise ValidationError(
+                {f"escalations.{index}.assignee": _("Only the provider's staff can be assigned.")}
+            )
+        rows.append(SlaEscalation(percent=percent, action=action, team=team, assignee=assignee))
+    return rows
+
+
+def _escalations_snapshot(policy: SlaPolicy) -> list[list[Any]]:
+    return [[e.percent, e.action, e.team_id, e.assignee_id] for e in policy.escalations.all()]
+
+
 def _targets_snapshot(policy: SlaPolicy) -> list[list[Any]]:
     return [
         [t.priority, t.first_response_minutes, t.resolution_minutes, t.next_update_minutes]
@@ -365,11 +393,13 @@ def sla_policy_create(
     actor: User | None,
     name: str,
     targets: list[dict[str, Any]],
+    escalations: list[dict[str, Any]] | None = None,
     description: str = "",
     is_default: bool = False,
 ) -> SlaPolicy:
-    """Adds an SLA policy with its targets per priority."""
+    """Adds an SLA policy with its targets per priority and its escalation levels."""
     rows = _check_targets(targets)
+    levels = _check_escalations(escalations or [])
     policy = SlaPolicy(name=name.strip(), description=description, is_default=is_default)
     _clear_other_defaults(SlaPolicy, policy)
     policy.full_clean()
@@ -377,8 +407,13 @@ def sla_policy_create(
     for row in rows:
         row.policy = policy
     SlaTarget.objects.bulk_create(rows)
+    for level in levels:
+        level.policy = policy
+    SlaEscalation.objects.bulk_create(levels)
     changes = audit.created_changes(policy)
     changes["targets"] = [None, _targets_snapshot(policy)]
+    if levels:
+        changes["escalations"] = [None, _escalations_snapshot(policy)]
     audit.record(
         actor=actor, action="create", obj=policy, changes=changes, event="slapolicy.created"
     )
@@ -391,14 +426,16 @@ def sla_policy_update(
     actor: User | None,
     policy: SlaPolicy,
     targets: list[dict[str, Any]] | None = None,
+    escalations: list[dict[str, Any]] | None = None,
     **fields: Any,
 ) -> SlaPolicy:
-    """Changes a policy; `targets`, when given, replaces all of its targets."""
+    """Changes a policy; `targets` and `escalations`, when given, replace what it had."""
     unknown = set(fields) - {"name", "description", "is_default"}
     if unknown:
         raise TypeError(f"cannot set {', '.join(sorted(unknown))} on an SLA policy")
     before = audit.snapshot(policy)
     before["targets"] = _targets_snapshot(policy)
+    before["escalations"] = _escalations_snapshot(policy)
     for name, value in fields.items():
         setattr(policy, name, value)
     _clear_other_defaults(SlaPolicy, policy)
@@ -410,8 +447,15 @@ def sla_policy_update(
         for row in rows:
             row.policy = policy
         SlaTarget.objects.bulk_create(rows)
+    if escalations is not None:
+        levels = _check_escalations(escalations)
+        policy.escalations.all().delete()
+        for level in levels:
+            level.policy = policy
+        SlaEscalation.objects.bulk_create(levels)
     after = audit.snapshot(policy)
     after["targets"] = _targets_snapshot(policy)
+    after["escalations"] = _escalations_snapshot(policy)
     changes = audit.diff(before, after)
     if changes:
         audit.record(

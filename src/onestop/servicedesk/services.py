@@ -10,7 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from onestop.contracts.models import BusinessCalendar, Contract, Priority, SlaPolicy
+from onestop.contracts.models import (
+    BusinessCalendar,
+    Contract,
+    Priority,
+    SlaEscalation,
+    SlaPolicy,
+)
 from onestop.contracts.selectors import calendar_engine
 from onestop.core import audit
 from onestop.core.errors import ConflictError
@@ -357,11 +363,17 @@ def ticket_reply(
     return entry
 
 
+# Without escalation levels of its own, a policy warns once at 75 % of the resolution target.
+DEFAULT_ESCALATIONS = (SlaEscalation(percent=SLA_WARNING_PERCENT, action="notify"),)
+RAISE = {Priority.P4: Priority.P3, Priority.P3: Priority.P2, Priority.P2: Priority.P1}
+
+
 @transaction.atomic
 def sla_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Marks breaches and warns before them; run by the periodic job. Idempotent."""
+    """Flags breaches and applies escalation levels; run every minute. Idempotent: each flag
+    and each level is applied once, so a sweep repeated or missed changes nothing."""
     now = _now(now)
-    counts = {"first_response_breached": 0, "resolution_breached": 0, "warned": 0}
+    counts = {"first_response_breached": 0, "resolution_breached": 0, "escalated": 0}
     open_tickets = Ticket.objects.filter(
         status__in=[s for s in Status.values if s not in (Status.RESOLVED, Status.CLOSED)]
     ).select_related("calendar", "sla_policy")
@@ -370,40 +382,81 @@ def sla_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         first_response_breached=False,
         first_response_due_at__lt=now,
     ):
-        _flag(ticket, "first_response_breached", "ticket.sla_breached", now, counts)
+        _flag_breach(ticket, "first_response_breached")
+        counts["first_response_breached"] += 1
     for ticket in open_tickets.filter(
         sla_paused_since__isnull=True, resolution_breached=False, resolution_due_at__lt=now
     ):
-        _flag(ticket, "resolution_breached", "ticket.sla_breached", now, counts)
+        _flag_breach(ticket, "resolution_breached")
+        counts["resolution_breached"] += 1
+    levels_by_policy: dict[int, tuple[SlaEscalation, ...]] = {}
+    engines: dict[int, Any] = {}
     for ticket in open_tickets.filter(
-        sla_paused_since__isnull=True,
-        resolution_breached=False,
-        resolution_due_at__gte=now,
-        sla_warned_percent__lt=SLA_WARNING_PERCENT,
+        sla_paused_since__isnull=True, resolution_due_at__isnull=False
     ):
-        targets, engine = _targets(ticket), _engine(ticket)
+        levels = levels_by_policy.get(ticket.sla_policy_id)
+        if levels is None:
+            levels = tuple(ticket.sla_policy.escalations.all()) or DEFAULT_ESCALATIONS
+            levels_by_policy[ticket.sla_policy_id] = levels
+        pending = [level for level in levels if level.percent > ticket.sla_warned_percent]
+        if not pending:
+            continue
+        targets = _targets(ticket)
+        engine = engines.get(ticket.calendar_id)
+        if engine is None:
+            engine = engines[ticket.calendar_id] = _engine(ticket)
         if targets is None or engine is None:
             continue
-        if sla.used_fraction(engine, _clock(ticket), targets, now) * 100 >= SLA_WARNING_PERCENT:
-            _flag(ticket, "sla_warned_percent", "ticket.sla_warning", now, counts)
+        used = sla.used_fraction(engine, _clock(ticket), targets, now) * 100
+        for level in pending:
+            if level.percent <= used:
+                _escalate(ticket, level)
+                counts["escalated"] += 1
     return counts
 
 
-def _flag(ticket: Ticket, field: str, event: str, now: dt.datetime, counts: dict) -> None:
+def _flag_breach(ticket: Ticket, field: str) -> None:
     before = audit.snapshot(ticket)
-    if field == "sla_warned_percent":
-        ticket.sla_warned_percent = SLA_WARNING_PERCENT
-        counts["warned"] += 1
-    else:
-        setattr(ticket, field, True)
-        counts[field] += 1
-    ticket.save()
+    setattr(ticket, field, True)
+    ticket.save(update_fields=[field])
     audit.record(
         actor=None,
         action="update",
         obj=ticket,
         changes=audit.diff(before, audit.snapshot(ticket)),
-        event=event,
+        event="ticket.sla_breached",
+    )
+
+
+def _escalate(ticket: Ticket, level: SlaEscalation) -> None:
+    """Applies one escalation level: notify (the event alone), reassign, or raise priority."""
+    before = audit.snapshot(ticket)
+    ticket.sla_warned_percent = level.percent
+    if level.action == SlaEscalation.Action.REASSIGN:
+        if level.team_id:
+            ticket.team_id = level.team_id
+        if level.assignee_id:
+            ticket.assignee_id = level.assignee_id
+    elif level.action == SlaEscalation.Action.RAISE_PRIORITY and ticket.priority in RAISE:
+        ticket.priority = RAISE[ticket.priority]
+        _recompute_due(ticket)
+    ticket.save()
+    changes = audit.diff(before, audit.snapshot(ticket))
+    changes["escalation"] = [None, f"{level.percent}% {level.action}"]
+    audit.record(
+        actor=None,
+        action="update",
+        obj=ticket,
+        changes=changes,
+        event="ticket.sla_warning" if level.percent < 100 else "ticket.sla_escalated",
+    )
+    _entry(
+        ticket=ticket,
+        kind=TicketEntry.Kind.EVENT,
+        body=f"SLA {level.percent}%: {level.action}",
+        at=timezone.now(),
+        author=None,
+        is_public=False,
     )
 
 
