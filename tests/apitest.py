@@ -317,4 +317,90 @@ RESOURCES += [
     ),
 ]
 
+
+def _make_time_entry(world, customer):
+    return ticket_services.time_entry_create(
+        actor=world.admin,
+        ticket=_make_ticket(world, customer),
+        minutes=30,
+        note="远程处理",
+        billable=customer == world.customer_a,
+    )
+
+
+def _make_article(world, customer):
+    return ticket_services.knowledge_article_create(
+        actor=world.admin,
+        title=f"{customer.short_code} 打印机驱动安装指南 {next(_n)}",
+        body="1. 下载驱动 2. 安装",
+        visibility="selected",
+        is_published=True,
+        customers=[customer],
+    )
+
+
+def _make_recurring(world, customer):
+    return ticket_services.recurring_ticket_create(
+        actor=None,
+        customer=customer,
+        title=f"{customer.short_code} 每月备份检查 {next(_n)}",
+        frequency="monthly",
+        day_of_month=1,
+        time_of_day=dt.time(9, 0),
+    )
+
+
+RESOURCES += [
+    Resource(
+        name="time-entries",
+        path="/api/v1/time-entries",
+        label="servicedesk.timeentry",
+        make=_make_time_entry,
+        create=lambda w: {
+            "ticket_id": _make_ticket(w, w.customer_a).pk,
+            "minutes": 45,
+            "kind": "onsite",
+            "note": "上门更换硬盘",
+        },
+        filters=[("billable", lambda w: "true")],
+        refused_writer="portal_admin_a",
+        refused_create=True,
+    ),
+    Resource(
+        name="kb-articles",
+        path="/api/v1/kb-articles",
+        label="servicedesk.knowledgearticle",
+        make=_make_article,
+        create=lambda w: {
+            "title": "VPN 连接指南",
+            "body": "打开客户端，输入账号……",
+            "category": "网络",
+            "visibility": "all_customers",
+            "is_published": True,
+        },
+        patch={"category": "远程办公"},
+        patch_check=lambda obj: obj.category == "远程办公",
+        filters=[("q", lambda w: "AAA")],
+        refused_writer="portal_admin_a",
+        customer_scoped=False,  # the provider's knowledge: all staff read it
+    ),
+    Resource(
+        name="recurring-tickets",
+        path="/api/v1/recurring-tickets",
+        label="servicedesk.recurringticket",
+        make=_make_recurring,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "title": "每周服务器巡检",
+            "frequency": "weekly",
+            "weekday": 0,
+            "time_of_day": "10:00:00",
+        },
+        patch={"is_active": False},
+        patch_check=lambda obj: obj.is_active is False,
+        filters=[("customer_id", lambda w: w.customer_a.pk)],
+        refused_writer="sales",
+    ),
+]
+
 BY_PATH = {resource.path: resource for resource in RESOURCES}

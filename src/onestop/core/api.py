@@ -56,7 +56,7 @@ def resolve_many(user: User, model, pks: list[int] | None, field: str):
     return found
 
 
-def _visible_ids(context, customers) -> list[int]:
+def visible_ids(context, customers) -> list[int]:
     """Ids of related customers, without those the requesting user may not see."""
     visible = visible_customer_ids(context["request"].user)
     return sorted(c.pk for c in customers if visible is None or c.pk in visible)
@@ -333,7 +333,7 @@ class TeamOut(Schema):
 
     @staticmethod
     def resolve_customer_ids(obj: Team, context) -> list[int]:
-        return _visible_ids(context, obj.customers.all())
+        return visible_ids(context, obj.customers.all())
 
 
 class TeamIn(InputSchema):
@@ -422,7 +422,7 @@ class UserOut(Schema):
 
     @staticmethod
     def resolve_customer_ids(obj: User, context) -> list[int]:
-        return _visible_ids(context, obj.customers.all())
+        return visible_ids(context, obj.customers.all())
 
 
 class UserIn(InputSchema):

@@ -80,6 +80,23 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "view": EVERYONE,
         "add": EVERYONE,
     },
+    "timeentry": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+        "add": STAFF,
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "knowledgearticle": {
+        "view": EVERYONE,
+        "add": STAFF,
+        "change": STAFF,
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "recurringticket": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER}),
+        "delete": frozenset({ADMIN, MANAGER, DISPATCHER}),
+    },
     "auditevent": {
         "view": STAFF,
     },

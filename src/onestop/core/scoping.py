@@ -96,6 +96,10 @@ def restrict(queryset: QuerySet, user: User) -> QuerySet:
         return _by_customer(queryset, user, "customer_id")
     if model is ApiToken:
         return queryset.filter(user=user)
+    custom = getattr(model, "scope_filter", None)
+    if custom is not None:
+        condition = custom(user, visible_customer_ids(user))
+        return queryset if condition is None else queryset.filter(condition).distinct()
     if getattr(model, "scope_provider_wide", False):
         # The provider's own configuration (calendars, SLA policies): staff only.
         return queryset if user.is_provider_staff else queryset.none()

@@ -7,20 +7,21 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from onestop.contracts.models import Contract, Priority
-from onestop.core.api import Cursor, resolve_one
+from onestop.core.api import Cursor, resolve_many, resolve_one, visible_ids
 from onestop.core.api_base import InputSchema
 from onestop.core.models import Contact, Customer, Site, Team, User
 from onestop.core.permissions import can, require
 from onestop.servicedesk import selectors, services
 from onestop.servicedesk.models import (
+    KnowledgeArticle,
     Level,
+    RecurringTicket,
     Ticket,
     TicketEntry,
     TicketType,
+    TimeEntry,
 )
-from onestop.servicedesk.models import (
-    Status as TicketStatus,
-)
+from onestop.servicedesk.models import Status as TicketStatus
 
 router = Router()
 
@@ -236,3 +237,258 @@ def rate_ticket(request: HttpRequest, id: int, payload: RatingIn):
     require(request.user, "view", ticket)
     services.ticket_rate(actor=request.user, ticket=ticket, **payload.dict())
     return selectors.ticket_get(user=request.user, pk=id)
+
+
+# Time entries ---------------------------------------------------------------------------------
+
+
+class TimeEntryOut(Schema):
+    id: int
+    ticket_id: int
+    user_id: int
+    date: dt.date
+    minutes: int
+    kind: str
+    billable: bool
+    note: str
+    contract_id: int | None
+
+
+class TimeEntryIn(InputSchema):
+    ticket_id: int
+    minutes: int = Field(ge=1, le=24 * 60)
+    date: dt.date | None = None
+    kind: TimeEntry.Kind = TimeEntry.Kind.REMOTE
+    billable: bool = True
+    note: str = Field("", max_length=500)
+    user_id: int | None = Field(None, description="Who did the work; the caller by default")
+
+
+class TimeEntryFilters(Schema):
+    ticket_id: int | None = None
+    user_id: int | None = None
+    contract_id: int | None = None
+    billable: bool | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+@router.get("/time-entries", response=list[TimeEntryOut], tags=["time"])
+@paginate(Cursor)
+def list_time_entries(request: HttpRequest, filters: Query[TimeEntryFilters]):
+    require(request.user, "view", TimeEntry)
+    return selectors.time_entry_list(user=request.user, **filters.dict())
+
+
+@router.get("/time-entries/{int:id}", response=TimeEntryOut, tags=["time"])
+def get_time_entry(request: HttpRequest, id: int):
+    entry = selectors.time_entry_get(user=request.user, pk=id)
+    require(request.user, "view", entry)
+    return entry
+
+
+@router.post("/time-entries", response={201: TimeEntryOut}, tags=["time"])
+def create_time_entry(request: HttpRequest, payload: TimeEntryIn):
+    require(request.user, "add", TimeEntry)
+    data = payload.dict()
+    ticket = resolve_one(request.user, Ticket, data.pop("ticket_id"), "ticket_id")
+    data["user"] = resolve_one(request.user, User, data.pop("user_id"), "user_id")
+    entry = services.time_entry_create(actor=request.user, ticket=ticket, **data)
+    return Status(201, entry)
+
+
+@router.delete("/time-entries/{int:id}", response={204: None}, tags=["time"])
+def delete_time_entry(request: HttpRequest, id: int):
+    entry = selectors.time_entry_get(user=request.user, pk=id)
+    require(request.user, "delete", entry)
+    services.time_entry_delete(actor=request.user, entry=entry)
+    return Status(204, None)
+
+
+# Knowledge base -------------------------------------------------------------------------------
+
+
+class ArticleOut(Schema):
+    id: int
+    title: str
+    body: str
+    category: str
+    visibility: str
+    is_published: bool
+    customer_ids: list[int]
+    author_id: int | None
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_customer_ids(obj: KnowledgeArticle, context) -> list[int]:
+        return visible_ids(context, obj.customers.all())
+
+
+class ArticleIn(InputSchema):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=200_000)
+    category: str = Field("", max_length=100)
+    visibility: KnowledgeArticle.Visibility = KnowledgeArticle.Visibility.INTERNAL
+    is_published: bool = False
+    customer_ids: list[int] = []
+
+
+class ArticlePatch(InputSchema):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    body: str | None = Field(None, min_length=1, max_length=200_000)
+    category: str | None = Field(None, max_length=100)
+    visibility: KnowledgeArticle.Visibility | None = None
+    is_published: bool | None = None
+    customer_ids: list[int] | None = None
+
+
+class ArticleFilters(Schema):
+    q: str | None = None
+    category: str | None = None
+
+
+def _article_refs(user, data: dict) -> dict:
+    if "customer_ids" in data:
+        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+    return data
+
+
+@router.get("/kb-articles", response=list[ArticleOut], tags=["knowledge base"])
+@paginate(Cursor)
+def list_articles(request: HttpRequest, filters: Query[ArticleFilters]):
+    return selectors.knowledge_article_list(user=request.user, **filters.dict())
+
+
+@router.get("/kb-articles/{int:id}", response=ArticleOut, tags=["knowledge base"])
+def get_article(request: HttpRequest, id: int):
+    return selectors.knowledge_article_get(user=request.user, pk=id)
+
+
+@router.post("/kb-articles", response={201: ArticleOut}, tags=["knowledge base"])
+def create_article(request: HttpRequest, payload: ArticleIn):
+    require(request.user, "add", KnowledgeArticle)
+    data = _article_refs(request.user, payload.dict())
+    article = services.knowledge_article_create(actor=request.user, **data)
+    return Status(201, selectors.knowledge_article_get(user=request.user, pk=article.pk))
+
+
+@router.patch("/kb-articles/{int:id}", response=ArticleOut, tags=["knowledge base"])
+def update_article(request: HttpRequest, id: int, payload: ArticlePatch):
+    article = selectors.knowledge_article_get(user=request.user, pk=id)
+    require(request.user, "change", article)
+    data = _article_refs(request.user, payload.dict(exclude_unset=True))
+    services.knowledge_article_update(actor=request.user, article=article, **data)
+    return selectors.knowledge_article_get(user=request.user, pk=id)
+
+
+@router.delete("/kb-articles/{int:id}", response={204: None}, tags=["knowledge base"])
+def delete_article(request: HttpRequest, id: int):
+    article = selectors.knowledge_article_get(user=request.user, pk=id)
+    require(request.user, "delete", article)
+    services.knowledge_article_delete(actor=request.user, article=article)
+    return Status(204, None)
+
+
+# Recurring tickets ----------------------------------------------------------------------------
+
+
+class RecurringOut(Schema):
+    id: int
+    customer_id: int
+    title: str
+    description: str
+    type: str
+    priority: str
+    team_id: int | None
+    assignee_id: int | None
+    frequency: str
+    weekday: int | None
+    day_of_month: int | None
+    time_of_day: dt.time
+    next_run_at: dt.datetime
+    is_active: bool
+    last_ticket_id: int | None
+
+
+class RecurringFields(InputSchema):
+    description: str = Field("", max_length=100_000)
+    type: TicketType = TicketType.SERVICE_REQUEST
+    priority: Priority = Priority.P3
+    team_id: int | None = None
+    assignee_id: int | None = None
+    weekday: int | None = Field(None, ge=0, le=6)
+    day_of_month: int | None = Field(None, ge=1, le=31)
+    time_of_day: dt.time = dt.time(9, 0)
+    is_active: bool = True
+
+
+class RecurringIn(RecurringFields):
+    customer_id: int
+    title: str = Field(min_length=1, max_length=200)
+    frequency: RecurringTicket.Frequency
+
+
+class RecurringPatch(InputSchema):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=100_000)
+    type: TicketType | None = None
+    priority: Priority | None = None
+    team_id: int | None = None
+    assignee_id: int | None = None
+    frequency: RecurringTicket.Frequency | None = None
+    weekday: int | None = Field(None, ge=0, le=6)
+    day_of_month: int | None = Field(None, ge=1, le=31)
+    time_of_day: dt.time | None = None
+    is_active: bool | None = None
+
+
+class RecurringFilters(Schema):
+    customer_id: int | None = None
+
+
+def _recurring_refs(user, data: dict) -> dict:
+    for key, (name, model) in {
+        "team_id": ("team", Team),
+        "assignee_id": ("assignee", User),
+    }.items():
+        if key in data:
+            data[name] = resolve_one(user, model, data.pop(key), key)
+    return data
+
+
+@router.get("/recurring-tickets", response=list[RecurringOut], tags=["tickets"])
+@paginate(Cursor)
+def list_recurring(request: HttpRequest, filters: Query[RecurringFilters]):
+    require(request.user, "view", RecurringTicket)
+    return selectors.recurring_ticket_list(user=request.user, **filters.dict())
+
+
+@router.get("/recurring-tickets/{int:id}", response=RecurringOut, tags=["tickets"])
+def get_recurring(request: HttpRequest, id: int):
+    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
+    require(request.user, "view", recurring)
+    return recurring
+
+
+@router.post("/recurring-tickets", response={201: RecurringOut}, tags=["tickets"])
+def create_recurring(request: HttpRequest, payload: RecurringIn):
+    require(request.user, "add", RecurringTicket)
+    data = _recurring_refs(request.user, payload.dict())
+    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
+    return Status(201, services.recurring_ticket_create(actor=request.user, **data))
+
+
+@router.patch("/recurring-tickets/{int:id}", response=RecurringOut, tags=["tickets"])
+def update_recurring(request: HttpRequest, id: int, payload: RecurringPatch):
+    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
+    require(request.user, "change", recurring)
+    data = _recurring_refs(request.user, payload.dict(exclude_unset=True))
+    return services.recurring_ticket_update(actor=request.user, recurring=recurring, **data)
+
+
+@router.delete("/recurring-tickets/{int:id}", response={204: None}, tags=["tickets"])
+def delete_recurring(request: HttpRequest, id: int):
+    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
+    require(request.user, "delete", recurring)
+    services.recurring_ticket_delete(actor=request.user, recurring=recurring)
+    return Status(204, None)

@@ -24,6 +24,7 @@ class Channel(models.TextChoices):
     API = "api", _("API")
     ALERT = "alert", _("Alert")
     WEB = "web", _("Entered by staff")
+    SCHEDULE = "schedule", _("Schedule")
 
 
 class Status(models.TextChoices):
@@ -251,3 +252,137 @@ class TicketEntry(models.Model):
     @property
     def customer_id(self) -> int:
         return self.ticket.customer_id
+
+
+class TimeEntry(models.Model):
+    """Work time on a ticket; billable time under a block-of-hours contract draws it down."""
+
+    class Kind(models.TextChoices):
+        REMOTE = "remote", _("Remote")
+        ONSITE = "onsite", _("On site")
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="time_entries")
+    user = models.ForeignKey(User, verbose_name=_("engineer"), on_delete=models.PROTECT)
+    date = models.DateField(_("date"))
+    minutes = models.PositiveIntegerField(_("minutes"))
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.REMOTE)
+    billable = models.BooleanField(_("billable"), default=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    contract = models.ForeignKey(
+        Contract,
+        verbose_name=_("charged to contract"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="time_entries",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_customer_field = "ticket__customer_id"
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        verbose_name = _("time entry")
+        verbose_name_plural = _("time entries")
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.minutes} min"
+
+    @property
+    def customer_id(self) -> int:
+        return self.ticket.customer_id
+
+
+class KnowledgeArticle(models.Model):
+    """A how-to or known fix, internal to the provider or published to customers."""
+
+    class Visibility(models.TextChoices):
+        INTERNAL = "internal", _("Staff only")
+        ALL_CUSTOMERS = "all_customers", _("All customers")
+        SELECTED = "selected", _("Selected customers")
+
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"))
+    category = models.CharField(_("category"), max_length=100, blank=True)
+    visibility = models.CharField(
+        _("visible to"), max_length=16, choices=Visibility.choices, default=Visibility.INTERNAL
+    )
+    customers = models.ManyToManyField(
+        Customer, verbose_name=_("customers"), blank=True, related_name="knowledge_articles"
+    )
+    is_published = models.BooleanField(_("published"), default=False)
+    author = models.ForeignKey(
+        User, verbose_name=_("author"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    search_text = models.TextField(editable=False, default="")
+
+    audit_exclude = ("search_text", "updated_at")
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = _("knowledge-base article")
+        verbose_name_plural = _("knowledge-base articles")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Staff read every article; customer users the published ones meant for them."""
+        if user.is_provider_staff:
+            return None
+        meant_for_them = models.Q(visibility="all_customers") | models.Q(
+            visibility="selected", customers__in=customer_ids or ()
+        )
+        return models.Q(is_published=True) & meant_for_them
+
+
+class RecurringTicket(models.Model):
+    """A ticket opened on a schedule, e.g. the monthly backup check (每月备份检查)."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", _("Daily")
+        WEEKLY = "weekly", _("Weekly")
+        MONTHLY = "monthly", _("Monthly")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+"
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    type = models.CharField(
+        _("type"), max_length=16, choices=TicketType.choices, default=TicketType.SERVICE_REQUEST
+    )
+    priority = models.CharField(_("priority"), max_length=2, choices=Priority.choices)
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    assignee = models.ForeignKey(
+        User,
+        verbose_name=_("assignee"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    frequency = models.CharField(_("frequency"), max_length=8, choices=Frequency.choices)
+    weekday = models.PositiveSmallIntegerField(_("weekday (0 = Monday)"), null=True, blank=True)
+    day_of_month = models.PositiveSmallIntegerField(_("day of month"), null=True, blank=True)
+    time_of_day = models.TimeField(_("time of day"))
+    next_run_at = models.DateTimeField(_("next ticket"))
+    is_active = models.BooleanField(_("active"), default=True)
+    last_ticket = models.ForeignKey(
+        Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    scope_customer_field = "customer_id"
+
+    class Meta:
+        ordering = ["next_run_at"]
+        verbose_name = _("recurring ticket")
+        verbose_name_plural = _("recurring tickets")
+
+    def __str__(self) -> str:
+        return self.title

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from onestop.contracts.business_time import CalendarError
+from onestop.contracts.models import BusinessCalendar, SlaTarget
+from onestop.contracts.selectors import calendar_engine
 from onestop.core.models import User
 from onestop.core.scoping import restrict
 from onestop.core.search import apply_search
 from onestop.core.selectors import get_visible
-from onestop.servicedesk.models import OPEN_STATUSES, Ticket, TicketEntry
+from onestop.servicedesk import sla
+from onestop.servicedesk.models import (
+    OPEN_STATUSES,
+    KnowledgeArticle,
+    RecurringTicket,
+    Ticket,
+    TicketEntry,
+    TimeEntry,
+)
+from onestop.servicedesk.services import SLA_WARNING_PERCENT
 
 
 def ticket_list(
@@ -77,3 +90,166 @@ def ticket_entries(*, user: User, ticket: Ticket) -> QuerySet[TicketEntry]:
     if not user.is_provider_staff:
         qs = qs.filter(is_public=True).exclude(kind=TicketEntry.Kind.EVENT)
     return qs
+
+
+# Web UI reads --------------------------------------------------------------------------------
+
+# SLA states of a ticket as the desk sees it; "met" and "breached" also describe closed tickets.
+SLA_OK, SLA_AT_RISK, SLA_BREACHED, SLA_PAUSED, SLA_MET, SLA_NONE = (
+    "ok",
+    "at_risk",
+    "breached",
+    "paused",
+    "met",
+    "none",
+)
+# At risk from the share of the resolution target at which the periodic sweep warns.
+AT_RISK_FRACTION = SLA_WARNING_PERCENT / 100
+
+
+def _late(now: dt.datetime) -> Q:
+    """Past a due time, whether or not the sweep has flagged it yet."""
+    return (
+        Q(first_response_breached=True)
+        | Q(resolution_breached=True)
+        | Q(resolution_due_at__lt=now)
+        | Q(first_response_at__isnull=True, first_response_due_at__lt=now)
+    )
+
+
+def ticket_overdue(*, user: User, now: dt.datetime) -> QuerySet[Ticket]:
+    """Open tickets past a due time (the dispatcher board's "breached" column)."""
+    return ticket_list(user=user, is_open=True).filter(_late(now))
+
+
+def ticket_running(*, user: User, now: dt.datetime) -> QuerySet[Ticket]:
+    """Open tickets whose resolution clock runs and is not yet past due, due soonest first."""
+    return (
+        ticket_list(user=user, is_open=True)
+        .filter(sla_paused_since__isnull=True, resolution_due_at__isnull=False)
+        .exclude(_late(now))
+        .order_by("resolution_due_at", "id")
+    )
+
+
+def ticket_sla_states(*, tickets: Sequence[Ticket], now: dt.datetime) -> dict[int, str]:
+    """Each ticket's SLA state at `now`. "At risk" is business time: the share of the
+    resolution target used on the ticket's own calendar (servicedesk.sla.used_fraction).
+    Targets and calendars load once per policy and calendar, whatever the number of tickets."""
+    running = [
+        t
+        for t in tickets
+        if t.is_open
+        and t.sla_paused_since is None
+        and t.resolution_due_at is not None
+        and t.resolution_due_at >= now
+        and t.sla_policy_id
+        and t.calendar_id
+    ]
+    targets = {
+        (target.policy_id, target.priority): target.resolution_minutes
+        for target in SlaTarget.objects.filter(
+            policy_id__in={t.sla_policy_id for t in running}
+        ).only("policy_id", "priority", "resolution_minutes")
+    }
+    calendars = BusinessCalendar.objects.in_bulk({t.calendar_id for t in running})
+    engines: dict[int, Any] = {}
+    used: dict[int, float] = {}
+    for ticket in running:
+        minutes = targets.get((ticket.sla_policy_id, ticket.priority))
+        if not minutes or ticket.calendar_id not in calendars:
+            continue
+        if ticket.calendar_id not in engines:
+            engines[ticket.calendar_id] = calendar_engine(calendars[ticket.calendar_id])
+        clock = sla.Clock(
+            opened_at=ticket.opened_at,
+            paused_seconds=ticket.sla_paused_seconds,
+            first_response_at=ticket.first_response_at,
+        )
+        try:
+            used[ticket.pk] = sla.used_fraction(
+                engines[ticket.calendar_id], clock, sla.Targets(0, minutes), now
+            )
+        except CalendarError:
+            continue  # a calendar without working time: shown as on track, not guessed at
+    return {ticket.pk: _sla_state(ticket, used.get(ticket.pk), now) for ticket in tickets}
+
+
+def _sla_state(ticket: Ticket, used: float | None, now: dt.datetime) -> str:
+    flagged = ticket.first_response_breached or ticket.resolution_breached
+    if not ticket.is_open:
+        if flagged:
+            return SLA_BREACHED
+        return SLA_MET if ticket.sla_policy_id else SLA_NONE
+    late = (ticket.resolution_due_at is not None and ticket.resolution_due_at < now) or (
+        ticket.first_response_at is None
+        and ticket.first_response_due_at is not None
+        and ticket.first_response_due_at < now
+    )
+    if flagged or late:
+        return SLA_BREACHED
+    if ticket.sla_paused_since is not None:
+        return SLA_PAUSED
+    if ticket.resolution_due_at is None:
+        return SLA_NONE
+    return SLA_AT_RISK if used is not None and used >= AT_RISK_FRACTION else SLA_OK
+
+
+# Time, knowledge base, schedules ---------------------------------------------------------------
+
+
+def time_entry_list(
+    *,
+    user: User,
+    ticket_id: int | None = None,
+    user_id: int | None = None,
+    contract_id: int | None = None,
+    billable: bool | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> QuerySet[TimeEntry]:
+    qs = restrict(TimeEntry.objects.select_related("ticket", "user"), user)
+    if ticket_id:
+        qs = qs.filter(ticket_id=ticket_id)
+    if user_id:
+        qs = qs.filter(user_id=user_id)
+    if contract_id:
+        qs = qs.filter(contract_id=contract_id)
+    if billable is not None:
+        qs = qs.filter(billable=billable)
+    if since:
+        qs = qs.filter(date__gte=since)
+    if until:
+        qs = qs.filter(date__lte=until)
+    return qs
+
+
+def time_entry_get(*, user: User, pk: Any) -> TimeEntry:
+    return get_visible(TimeEntry.objects.select_related("ticket", "user"), user, pk)
+
+
+def knowledge_article_list(
+    *, user: User, q: str | None = None, category: str | None = None
+) -> QuerySet[KnowledgeArticle]:
+    qs = restrict(KnowledgeArticle.objects.prefetch_related("customers"), user)
+    qs = apply_search(qs, q)
+    if category:
+        qs = qs.filter(category=category)
+    return qs
+
+
+def knowledge_article_get(*, user: User, pk: Any) -> KnowledgeArticle:
+    return get_visible(KnowledgeArticle.objects.prefetch_related("customers"), user, pk)
+
+
+def recurring_ticket_list(
+    *, user: User, customer_id: int | None = None
+) -> QuerySet[RecurringTicket]:
+    qs = restrict(RecurringTicket.objects.select_related("customer", "team", "assignee"), user)
+    if customer_id:
+        qs = qs.filter(customer_id=customer_id)
+    return qs
+
+
+def recurring_ticket_get(*, user: User, pk: Any) -> RecurringTicket:
+    return get_visible(RecurringTicket.objects.select_related("customer"), user, pk)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,10 +29,14 @@ from onestop.servicedesk.models import (
     PAUSING_STATUSES,
     PRIORITY_MATRIX,
     TRANSITIONS,
+    Channel,
+    KnowledgeArticle,
+    RecurringTicket,
     Status,
     Ticket,
     TicketEntry,
     TicketType,
+    TimeEntry,
 )
 
 SLA_WARNING_PERCENT = 75
@@ -490,3 +495,284 @@ def ticket_rate(
 def ticket_delete(*, actor: User | None, ticket: Ticket) -> None:
     """Deletes a ticket and its timeline (for mistakes and spam; close real work instead)."""
     object_delete(actor=actor, obj=ticket)
+
+
+# Time entries ---------------------------------------------------------------------------------
+
+
+def block_minutes_used(contract: Contract) -> int:
+    """Billable minutes already charged to a block-of-hours contract."""
+    return (
+        TimeEntry.objects.filter(contract=contract, billable=True).aggregate(total=Sum("minutes"))[
+            "total"
+        ]
+        or 0
+    )
+
+
+@transaction.atomic
+def time_entry_create(
+    *,
+    actor: User,
+    ticket: Ticket,
+    minutes: int,
+    date: dt.date | None = None,
+    kind: str = TimeEntry.Kind.REMOTE,
+    billable: bool = True,
+    note: str = "",
+    user: User | None = None,
+) -> TimeEntry:
+    """Logs work time; billable time under a block of hours is refused beyond its balance."""
+    worker = user or actor
+    if not worker.is_provider_staff:
+        raise ValidationError({"user": _("Only the provider's staff log work time.")})
+    if minutes < 1 or minutes > 24 * 60:
+        raise ValidationError({"minutes": _("Between 1 minute and 24 hours per entry.")})
+    contract = ticket.contract
+    charged = contract if contract and contract.pricing == Contract.Pricing.BLOCK_HOURS else None
+    if charged is not None and billable:
+        # Lock the contract row so two engineers cannot both spend the last hour.
+        charged = Contract.objects.select_for_update().get(pk=charged.pk)
+        left = (charged.block_minutes or 0) - block_minutes_used(charged)
+        if minutes > left:
+            raise ValidationError(
+                {
+                    "minutes": _(
+                        "This would overdraw the block of hours of %(contract)s: "
+                        "%(left)s minutes left."
+                    )
+                    % {"contract": charged.number, "left": max(left, 0)}
+                }
+            )
+    entry = TimeEntry(
+        ticket=ticket,
+        user=worker,
+        date=date or timezone.localdate(),
+        minutes=minutes,
+        kind=kind,
+        billable=billable,
+        note=note.strip(),
+        contract=charged,
+    )
+    entry.full_clean()
+    entry.save()
+    audit.record_created(actor=actor, obj=entry)
+    return entry
+
+
+@transaction.atomic
+def time_entry_delete(*, actor: User, entry: TimeEntry) -> None:
+    """Removes a time entry; its minutes return to the block of hours."""
+    object_delete(actor=actor, obj=entry)
+
+
+# Knowledge base -------------------------------------------------------------------------------
+
+ARTICLE_FIELDS = ("title", "body", "category", "visibility", "is_published")
+
+
+def _check_article(article: KnowledgeArticle, customers: list[Customer] | None) -> None:
+    if article.visibility == KnowledgeArticle.Visibility.SELECTED and customers == []:
+        raise ValidationError({"customers": _("Choose the customers who may read it.")})
+    article.search_text = search_key(article.title, article.category, article.body)
+
+
+@transaction.atomic
+def knowledge_article_create(
+    *,
+    actor: User,
+    title: str,
+    body: str,
+    category: str = "",
+    visibility: str = KnowledgeArticle.Visibility.INTERNAL,
+    is_published: bool = False,
+    customers: list[Customer] | None = None,
+) -> KnowledgeArticle:
+    """Writes a knowledge-base article."""
+    article = KnowledgeArticle(
+        title=title.strip(),
+        body=body,
+        category=category.strip(),
+        visibility=visibility,
+        is_published=is_published,
+        author=actor,
+    )
+    _check_article(article, customers or [])
+    article.full_clean()
+    article.save()
+    article.customers.set(customers or [])
+    audit.record_created(actor=actor, obj=article)
+    return article
+
+
+@transaction.atomic
+def knowledge_article_update(
+    *,
+    actor: User,
+    article: KnowledgeArticle,
+    customers: list[Customer] | None = None,
+    **fields: Any,
+) -> KnowledgeArticle:
+    """Changes an article; `customers`, when given, replaces who may read a selected one."""
+    unknown = set(fields) - set(ARTICLE_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on an article")
+    before = audit.snapshot(article)
+    for name, value in fields.items():
+        setattr(article, name, value)
+    current = list(article.customers.all()) if customers is None else customers
+    _check_article(article, current)
+    article.full_clean()
+    article.save()
+    if customers is not None:
+        article.customers.set(customers)
+    audit.record_updated(actor=actor, obj=article, before=before)
+    return article
+
+
+@transaction.atomic
+def knowledge_article_delete(*, actor: User, article: KnowledgeArticle) -> None:
+    """Deletes an article."""
+    object_delete(actor=actor, obj=article)
+
+
+# Recurring tickets ----------------------------------------------------------------------------
+
+RECURRING_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "priority",
+    "team",
+    "assignee",
+    "frequency",
+    "weekday",
+    "day_of_month",
+    "time_of_day",
+    "is_active",
+)
+
+
+def next_occurrence(recurring: RecurringTicket, after: dt.datetime) -> dt.datetime:
+    """The first scheduled instant strictly after `after`, in the server's time zone."""
+    zone = timezone.get_default_timezone()
+    local = after.astimezone(zone)
+    day = local.date()
+    for _step in range(400):
+        candidate = dt.datetime.combine(day, recurring.time_of_day, tzinfo=zone)
+        matches = (
+            recurring.frequency == RecurringTicket.Frequency.DAILY
+            or (
+                recurring.frequency == RecurringTicket.Frequency.WEEKLY
+                and day.weekday() == recurring.weekday
+            )
+            or (
+                recurring.frequency == RecurringTicket.Frequency.MONTHLY
+                and day.day == min(recurring.day_of_month or 1, _month_length(day))
+            )
+        )
+        if matches and candidate > after:
+            return candidate
+        day += dt.timedelta(days=1)
+    raise ValidationError({"frequency": _("The schedule never fires.")})
+
+
+def _month_length(day: dt.date) -> int:
+    following = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return (following - dt.timedelta(days=1)).day
+
+
+def _check_recurring(recurring: RecurringTicket) -> None:
+    if recurring.frequency == RecurringTicket.Frequency.WEEKLY and not (
+        recurring.weekday is not None and 0 <= recurring.weekday <= 6
+    ):
+        raise ValidationError({"weekday": _("Choose a weekday (0 = Monday … 6 = Sunday).")})
+    if recurring.frequency == RecurringTicket.Frequency.MONTHLY and not (
+        recurring.day_of_month and 1 <= recurring.day_of_month <= 31
+    ):
+        raise ValidationError({"day_of_month": _("Choose a day of the month, 1 to 31.")})
+    if recurring.assignee_id and not recurring.assignee.is_provider_staff:
+        raise ValidationError({"assignee": _("Only the provider's staff can be assigned.")})
+
+
+@transaction.atomic
+def recurring_ticket_create(
+    *, actor: User | None, customer: Customer, title: str, frequency: str, **fields: Any
+) -> RecurringTicket:
+    """Schedules a ticket to be opened regularly for a customer."""
+    unknown = set(fields) - set(RECURRING_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a recurring ticket")
+    recurring = RecurringTicket(customer=customer, title=title.strip(), frequency=frequency)
+    for name, value in fields.items():
+        setattr(recurring, name, value)
+    recurring.priority = recurring.priority or Priority.P3
+    _check_recurring(recurring)
+    recurring.next_run_at = next_occurrence(recurring, timezone.now())
+    recurring.full_clean()
+    recurring.save()
+    audit.record_created(actor=actor, obj=recurring)
+    return recurring
+
+
+@transaction.atomic
+def recurring_ticket_update(
+    *, actor: User | None, recurring: RecurringTicket, **fields: Any
+) -> RecurringTicket:
+    """Changes a schedule; the next run is recomputed from now."""
+    unknown = set(fields) - set(RECURRING_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a recurring ticket")
+    before = audit.snapshot(recurring)
+    for name, value in fields.items():
+        setattr(recurring, name, value)
+    _check_recurring(recurring)
+    recurring.next_run_at = next_occurrence(recurring, timezone.now())
+    recurring.full_clean()
+    recurring.save()
+    audit.record_updated(actor=actor, obj=recurring, before=before)
+    return recurring
+
+
+@transaction.atomic
+def recurring_ticket_delete(*, actor: User | None, recurring: RecurringTicket) -> None:
+    """Stops and removes a schedule; tickets it opened stay."""
+    object_delete(actor=actor, obj=recurring)
+
+
+def recurring_tickets_run(*, now: dt.datetime | None = None) -> int:
+    """Opens the tickets whose time has come; run every minute.
+
+    After an outage only one ticket is opened per schedule (not one per missed run), and the
+    next run moves past now, so nothing is opened twice.
+    """
+    now = _now(now)
+    opened = 0
+    for recurring_id in RecurringTicket.objects.filter(
+        is_active=True, next_run_at__lte=now
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            recurring = (
+                RecurringTicket.objects.select_for_update()
+                .select_related("customer")
+                .filter(pk=recurring_id, is_active=True, next_run_at__lte=now)
+                .first()
+            )
+            if recurring is None:
+                continue
+            ticket = ticket_create(
+                actor=None,
+                customer=recurring.customer,
+                title=recurring.title,
+                description=recurring.description,
+                type=recurring.type,
+                priority=recurring.priority,
+                channel=Channel.SCHEDULE,
+                team=recurring.team,
+                assignee=recurring.assignee,
+            )
+            recurring.last_ticket = ticket
+            recurring.next_run_at = next_occurrence(recurring, now)
+            recurring.save(update_fields=["last_ticket", "next_run_at"])
+            opened += 1
+    return opened

@@ -13,3 +13,10 @@ from onestop.servicedesk import services
 def sla_sweep() -> dict[str, int]:
     """Every minute: SLA warnings and breaches (idempotent, so a missed minute loses nothing)."""
     return services.sla_sweep()
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("servicedesk-recurring-tickets")
+def recurring_tickets_run() -> int:
+    """Every minute: opens the scheduled tickets whose time has come."""
+    return services.recurring_tickets_run()
