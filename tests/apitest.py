@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from onestop.contracts import services as contract_services
@@ -27,9 +28,18 @@ def api_client(user) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
+@dataclass
+class Multipart:
+    """A multipart form body (file uploads) instead of JSON."""
+
+    fields: dict[str, Any]
+
+
 def call(client: Client, method: str, path: str, body: Any = None, **query) -> Any:
     kwargs: dict[str, Any] = {}
-    if body is not None:
+    if isinstance(body, Multipart):
+        kwargs = {"data": body.fields}
+    elif body is not None:
         kwargs = {"data": json.dumps(body), "content_type": "application/json"}
     if query:
         path = path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
@@ -313,6 +323,11 @@ RESOURCES += [
             ("replies", "get"): None,
             ("replies", "post"): lambda w: {"body": "您好，工程师已出发"},
             ("satisfaction", "post"): lambda w: {"score": 5, "comment": "很快"},
+            ("merge", "post"): lambda w: {"target_id": _make_ticket(w, w.customer_a).pk},
+            ("attachments", "get"): None,
+            ("attachments", "post"): lambda w: Multipart(
+                {"file": SimpleUploadedFile("截图.png", b"\x89PNG fake", "image/png")}
+            ),
         },
     ),
 ]

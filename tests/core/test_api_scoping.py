@@ -17,8 +17,13 @@ pytestmark = pytest.mark.django_db
 
 PREFIX = "/api/v1"
 OUTSIDERS = ["engineer", "portal_a", "portal_admin_a"]
-# Routes that are not customer resources; each is covered by test_api_auth.py.
-SPECIAL_ROUTES = {"/api/v1/auth/tokens", "/api/v1/auth/tokens/{id}"}
+# Routes outside the resource declarations, each with its own scope test: tokens in
+# test_api_auth.py and below, attachment downloads in tests/servicedesk/test_attachments.py.
+SPECIAL_ROUTES = {
+    "/api/v1/auth/tokens",
+    "/api/v1/auth/tokens/{id}",
+    "/api/v1/attachments/{id}/download",
+}
 
 
 def registered_routes() -> list[tuple[str, str]]:

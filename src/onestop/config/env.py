@@ -52,6 +52,7 @@ class Config:
     audit_retention_days: int = 365
     login_failure_limit: int = 5
     login_lockout_minutes: int = 15
+    attachment_max_mb: int = 25
 
     @property
     def public_url_is_https(self) -> bool:

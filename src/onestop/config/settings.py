@@ -17,6 +17,10 @@ ONESTOP_ENCRYPTION_KEY = CONFIG.encryption_key
 ONESTOP_TRUSTED_PROXIES = CONFIG.trusted_proxies
 ONESTOP_AUDIT_RETENTION_DAYS = CONFIG.audit_retention_days
 ONESTOP_DATA_DIR = CONFIG.data_dir
+ONESTOP_ATTACHMENT_MAX_BYTES = CONFIG.attachment_max_mb * 1024 * 1024
+# Uploads above this spill to a temporary file instead of memory; the size limit is separate.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CSRF_TRUSTED_ORIGINS = [CONFIG.public_url]
 
 INSTALLED_APPS = [

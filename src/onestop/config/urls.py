@@ -36,6 +36,8 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("onestop.core.urls")),
+    path("", include("onestop.contracts.urls")),
+    path("", include("onestop.servicedesk.urls")),
 ]
 
 if settings.DEBUG:

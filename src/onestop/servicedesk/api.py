@@ -2,8 +2,9 @@
 
 import datetime as dt
 
-from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from django.http import FileResponse, HttpRequest
+from ninja import Field, File, Form, Query, Router, Schema, Status
+from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from onestop.contracts.models import Contract, Priority
@@ -61,6 +62,23 @@ class TicketOut(Schema):
     csat_score: int | None
     csat_comment: str
     csat_at: dt.datetime | None
+    parent_id: int | None
+    merged_into_id: int | None
+    watcher_ids: list[int]
+    cc_contact_ids: list[int]
+    related_ids: list[int]
+
+    @staticmethod
+    def resolve_watcher_ids(obj: Ticket) -> list[int]:
+        return sorted(user.pk for user in obj.watchers.all())
+
+    @staticmethod
+    def resolve_cc_contact_ids(obj: Ticket) -> list[int]:
+        return sorted(contact.pk for contact in obj.cc_contacts.all())
+
+    @staticmethod
+    def resolve_related_ids(obj: Ticket) -> list[int]:
+        return sorted(ticket.pk for ticket in obj.related.all())
 
     @staticmethod
     def resolve_sla_paused(obj: Ticket) -> bool:
@@ -101,6 +119,10 @@ class TicketPatch(InputSchema):
     team_id: int | None = None
     assignee_id: int | None = None
     status: TicketStatus | None = None
+    parent_id: int | None = None
+    watcher_ids: list[int] | None = None
+    cc_contact_ids: list[int] | None = None
+    related_ids: list[int] | None = None
 
 
 class TicketFilters(Schema):
@@ -135,6 +157,7 @@ class ReplyIn(InputSchema):
 
 
 _REFS = {
+    "parent_id": ("parent", Ticket),
     "contract_id": ("contract", Contract),
     "site_id": ("site", Site),
     "requester_id": ("requester", Contact),
@@ -143,17 +166,28 @@ _REFS = {
 }
 
 
+_MANY_REFS = {
+    "watcher_ids": ("watchers", User),
+    "cc_contact_ids": ("cc_contacts", Contact),
+    "related_ids": ("related", Ticket),
+}
+
+
 def _refs(user, data: dict) -> dict:
     for key, (name, model) in _REFS.items():
         if key in data:
             data[name] = resolve_one(user, model, data.pop(key), key)
+    for key, (name, model) in _MANY_REFS.items():
+        if key in data:
+            data[name] = resolve_many(user, model, data.pop(key), key)
     return data
 
 
 @router.get("/tickets", response=list[TicketOut], tags=["tickets"])
 @paginate(Cursor)
 def list_tickets(request: HttpRequest, filters: Query[TicketFilters]):
-    return selectors.ticket_list(user=request.user, **filters.dict())
+    tickets = selectors.ticket_list(user=request.user, **filters.dict())
+    return tickets.prefetch_related("watchers", "cc_contacts", "related")
 
 
 @router.get("/tickets/{int:id}", response=TicketOut, tags=["tickets"])
@@ -492,3 +526,59 @@ def delete_recurring(request: HttpRequest, id: int):
     require(request.user, "delete", recurring)
     services.recurring_ticket_delete(actor=request.user, recurring=recurring)
     return Status(204, None)
+
+
+class MergeIn(InputSchema):
+    target_id: int = Field(description="The ticket this duplicate is merged into")
+
+
+@router.post("/tickets/{int:id}/merge", response=TicketOut, tags=["tickets"])
+def merge_ticket(request: HttpRequest, id: int, payload: MergeIn):
+    """Merges this ticket (a duplicate) into `target_id`; returns the target."""
+    source = selectors.ticket_get(user=request.user, pk=id)
+    require(request.user, "change", source)
+    target = resolve_one(request.user, Ticket, payload.target_id, "target_id")
+    services.ticket_merge(actor=request.user, source=source, target=target)
+    return selectors.ticket_get(user=request.user, pk=target.pk)
+
+
+class AttachmentOut(Schema):
+    id: int
+    name: str
+    size: int
+    content_type: str
+    is_public: bool
+    entry_id: int | None
+    uploaded_by_id: int | None
+    created_at: dt.datetime
+
+
+@router.get("/tickets/{int:id}/attachments", response=list[AttachmentOut], tags=["tickets"])
+def list_attachments(request: HttpRequest, id: int):
+    ticket = selectors.ticket_get(user=request.user, pk=id)
+    return selectors.attachment_list(user=request.user, ticket=ticket)
+
+
+@router.post("/tickets/{int:id}/attachments", response={201: AttachmentOut}, tags=["tickets"])
+def upload_attachment(
+    request: HttpRequest, id: int, file: File[UploadedFile], is_public: Form[bool] = True
+):
+    """Uploads one file (multipart form field `file`), within the size and type limits."""
+    ticket = selectors.ticket_get(user=request.user, pk=id)
+    require(request.user, "add", TicketEntry)
+    attachment = services.ticket_attach(
+        actor=request.user, ticket=ticket, upload=file, is_public=is_public
+    )
+    return Status(201, attachment)
+
+
+@router.get("/attachments/{int:id}/download", response={200: None}, tags=["tickets"])
+def download_attachment(request: HttpRequest, id: int):
+    """The file itself, as an attachment download under its original name."""
+    attachment = selectors.attachment_get(user=request.user, pk=id)
+    return FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=True,
+        filename=attachment.name,
+        content_type=attachment.content_type,
+    )

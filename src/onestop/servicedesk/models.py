@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -173,6 +175,30 @@ class Ticket(models.Model):
     resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
     first_response_breached = models.BooleanField(default=False)
     resolution_breached = models.BooleanField(default=False)
+
+    watchers = models.ManyToManyField(
+        User, verbose_name=_("watchers"), blank=True, related_name="watched_tickets"
+    )
+    cc_contacts = models.ManyToManyField(
+        Contact, verbose_name=_("in copy"), blank=True, related_name="copied_tickets"
+    )
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent ticket"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+    )
+    related = models.ManyToManyField("self", verbose_name=_("related tickets"), blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged",
+    )
 
     # Satisfaction survey, answered by the customer once the ticket is resolved
     csat_score = models.PositiveSmallIntegerField(
@@ -386,3 +412,38 @@ class RecurringTicket(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+def attachment_path(attachment: TicketAttachment, filename: str) -> str:
+    """Stored under a random name: the original name is kept in the row, never on disk."""
+    return f"tickets/{attachment.ticket_id}/{uuid.uuid4().hex}"
+
+
+class TicketAttachment(models.Model):
+    """A file on a ticket, optionally on one of its timeline entries."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="attachments")
+    entry = models.ForeignKey(
+        TicketEntry, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    name = models.CharField(_("file name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size"))
+    content_type = models.CharField(_("type"), max_length=100)
+    is_public = models.BooleanField(_("visible to the customer"), default=True)
+    uploaded_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_customer_field = "ticket__customer_id"
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def customer_id(self) -> int:
+        return self.ticket.customer_id

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.http import Http404
 
 from onestop.contracts.business_time import CalendarError
 from onestop.contracts.models import BusinessCalendar, SlaTarget
@@ -21,6 +22,7 @@ from onestop.servicedesk.models import (
     KnowledgeArticle,
     RecurringTicket,
     Ticket,
+    TicketAttachment,
     TicketEntry,
     TimeEntry,
 )
@@ -78,7 +80,7 @@ def ticket_get(*, user: User, pk: Any) -> Ticket:
             "team",
             "sla_policy",
             "calendar",
-        ),
+        ).prefetch_related("watchers", "cc_contacts", "related"),
         user,
         pk,
     )
@@ -253,3 +255,20 @@ def recurring_ticket_list(
 
 def recurring_ticket_get(*, user: User, pk: Any) -> RecurringTicket:
     return get_visible(RecurringTicket.objects.select_related("customer"), user, pk)
+
+
+def attachment_list(*, user: User, ticket: Ticket) -> QuerySet[TicketAttachment]:
+    """A ticket's files; customer users see only the public ones."""
+    qs = TicketAttachment.objects.filter(ticket=ticket).select_related("uploaded_by")
+    if not user.is_provider_staff:
+        qs = qs.filter(is_public=True)
+    return qs
+
+
+def attachment_get(*, user: User, pk: Any) -> TicketAttachment:
+    attachment = get_visible(TicketAttachment.objects.select_related("ticket"), user, pk)
+    # Scope the ticket as well: a plain customer user sees only their own tickets' files.
+    ticket_get(user=user, pk=attachment.ticket_id)
+    if not attachment.is_public and not user.is_provider_staff:
+        raise Http404
+    return attachment

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
+import os
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
@@ -34,6 +37,7 @@ from onestop.servicedesk.models import (
     RecurringTicket,
     Status,
     Ticket,
+    TicketAttachment,
     TicketEntry,
     TicketType,
     TimeEntry,
@@ -211,13 +215,23 @@ TICKET_FIELDS = (
     "requester",
     "team",
     "assignee",
+    "parent",
 )
 
 
 @transaction.atomic
-def ticket_update(*, actor: User | None, ticket: Ticket, **fields: Any) -> Ticket:
-    """Changes a ticket's fields. A new priority, impact/urgency or contract recomputes the
-    due times from the same opened_at and paused time."""
+def ticket_update(
+    *,
+    actor: User | None,
+    ticket: Ticket,
+    watchers: list[User] | None = None,
+    cc_contacts: list[Contact] | None = None,
+    related: list[Ticket] | None = None,
+    **fields: Any,
+) -> Ticket:
+    """Changes a ticket's fields; `watchers`, `cc_contacts` and `related`, when given, replace
+    those sets. A new priority, impact/urgency or contract recomputes the due times from the
+    same opened_at and paused time."""
     unknown = set(fields) - set(TICKET_FIELDS)
     if unknown:
         raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a ticket")
@@ -235,12 +249,43 @@ def ticket_update(*, actor: User | None, ticket: Ticket, **fields: Any) -> Ticke
     if ticket.assignee_id and ticket.status == Status.NEW:
         ticket.status = Status.ASSIGNED
     _check_refs(ticket)
+    _check_people(ticket, watchers, cc_contacts, related)
     ticket.search_text = search_key(ticket.title, ticket.description)
     _recompute_due(ticket)
     ticket.full_clean()
     ticket.save()
+    if watchers is not None:
+        ticket.watchers.set(watchers)
+    if cc_contacts is not None:
+        ticket.cc_contacts.set(cc_contacts)
+    if related is not None:
+        ticket.related.set(related)
     audit.record_updated(actor=actor, obj=ticket, before=before)
     return ticket
+
+
+def _check_people(
+    ticket: Ticket,
+    watchers: list[User] | None,
+    cc_contacts: list[Contact] | None,
+    related: list[Ticket] | None,
+) -> None:
+    errors = {}
+    if watchers and any(not w.is_provider_staff for w in watchers):
+        errors["watchers"] = _("Watchers are the provider's staff; copy contacts instead.")
+    if cc_contacts and any(c.customer_id != ticket.customer_id for c in cc_contacts):
+        errors["cc_contacts"] = _("Contacts in copy must be the customer's own.")
+    if related and any(t.pk == ticket.pk for t in related):
+        errors["related"] = _("A ticket is not related to itself.")
+    if ticket.parent_id:
+        ancestor, depth = ticket.parent, 0
+        while ancestor is not None and depth < 10:
+            if ancestor.pk == ticket.pk:
+                errors["parent"] = _("A ticket cannot be its own parent.")
+                break
+            ancestor, depth = ancestor.parent, depth + 1
+    if errors:
+        raise ValidationError(errors)
 
 
 @transaction.atomic
@@ -776,3 +821,115 @@ def recurring_tickets_run(*, now: dt.datetime | None = None) -> int:
             recurring.save(update_fields=["last_ticket", "next_run_at"])
             opened += 1
     return opened
+
+
+# Merge and attachments ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def ticket_merge(*, actor: User, source: Ticket, target: Ticket) -> Ticket:
+    """Merges a duplicate into another ticket of the same customer: its timeline, files,
+    watchers and copies move over, and the duplicate is closed pointing at the target."""
+    if source.pk == target.pk:
+        raise ValidationError({"target": _("A ticket cannot be merged into itself.")})
+    if source.customer_id != target.customer_id:
+        raise ValidationError({"target": _("Only tickets of the same customer can be merged.")})
+    if source.status == Status.CLOSED or target.status == Status.CLOSED:
+        raise ConflictError(_("Closed tickets cannot be merged."))
+    before = audit.snapshot(source)
+    source.entries.update(ticket=target)
+    source.attachments.update(ticket=target)
+    target.watchers.add(*source.watchers.all())
+    target.cc_contacts.add(*source.cc_contacts.all())
+    now = timezone.now()
+    _entry(
+        ticket=target,
+        kind=TicketEntry.Kind.EVENT,
+        body=f"merged #{source.pk}",
+        at=now,
+        author=actor,
+        is_public=False,
+    )
+    source.merged_into = target
+    source.status = Status.CLOSED
+    source.closed_at = now
+    source.sla_paused_since = None
+    source.save()
+    _entry(
+        ticket=source,
+        kind=TicketEntry.Kind.EVENT,
+        body=f"merged into #{target.pk}",
+        at=now,
+        author=actor,
+        is_public=True,
+    )
+    audit.record(
+        actor=actor,
+        action="update",
+        obj=source,
+        changes=audit.diff(before, audit.snapshot(source)),
+        event="ticket.merged",
+    )
+    return target
+
+
+ALLOWED_EXTENSIONS = frozenset(
+    {
+        "png", "jpg", "jpeg", "gif", "webp", "bmp", "heic",
+        "pdf", "txt", "log", "csv", "json", "xml", "md",
+        "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf", "wps", "et",
+        "zip", "7z", "rar", "gz", "tar",
+        "eml", "msg", "mp4", "mov", "m4a", "mp3", "wav", "pcap", "pcapng", "cfg", "conf",
+    }
+)  # fmt: skip
+
+
+@transaction.atomic
+def ticket_attach(
+    *,
+    actor: User,
+    ticket: Ticket,
+    upload: Any,
+    entry: TicketEntry | None = None,
+    is_public: bool = True,
+) -> TicketAttachment:
+    """Stores a file on a ticket, within the size limit and the allowed types."""
+    if ticket.status == Status.CLOSED:
+        raise ConflictError(_("The ticket is closed; open a new ticket instead."))
+    name = os.path.basename(str(upload.name or "")).strip()[:255]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    limit = settings.ONESTOP_ATTACHMENT_MAX_BYTES
+    if not name:
+        raise ValidationError({"file": _("The file has no name.")})
+    if extension not in ALLOWED_EXTENSIONS:
+        raise ValidationError(
+            {"file": _("Files of type “.%(ext)s” are not accepted.") % {"ext": extension or "?"}}
+        )
+    if upload.size > limit:
+        raise ValidationError(
+            {"file": _("The file is larger than %(mb)s MB.") % {"mb": limit // (1024 * 1024)}}
+        )
+    if actor.is_customer_user:
+        is_public = True
+    if entry is not None and entry.ticket_id != ticket.pk:
+        raise ValidationError({"entry": _("The entry belongs to another ticket.")})
+    attachment = TicketAttachment(
+        ticket=ticket,
+        entry=entry,
+        name=name,
+        size=upload.size,
+        content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        is_public=is_public,
+        uploaded_by=actor,
+    )
+    attachment.file.save(name, upload, save=False)
+    # The file is on disk before the row: if saving the row fails, remove the file again so
+    # nothing is left that no row points to.
+    stored = attachment.file.name
+    try:
+        attachment.save()
+        audit.record_created(actor=actor, obj=attachment)
+    except Exception:
+        attachment.file.storage.delete(stored)
+        raise
+    return attachment
