@@ -56,7 +56,9 @@ def _show(field: Any, value: Any) -> str:
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value) or "—"
+        return ", ".join(_show(None, item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_show(None, item)}" for key, item in value.items()) or "—"
     choices = dict(field.flatchoices) if field is not None and field.choices else {}
     return str(choices.get(value, value))
 
@@ -79,6 +81,8 @@ def audit_changes(event: AuditEvent) -> list[dict[str, str]]:
             field = model._meta.get_field(name) if model else None
         except FieldDoesNotExist:
             field = None
+        if field is not None and field.auto_created and not field.concrete:
+            field = None  # a reverse relation (e.g. an SLA policy's targets) has no label
         label = capfirst(field.verbose_name) if field is not None else name
         if name == "service_lines":
             before, after = service_line_labels(before), service_line_labels(after)

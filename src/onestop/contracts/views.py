@@ -1,0 +1,444 @@
+"""The contracts pages: contracts, SLA policies and business calendars with their editor.
+
+Built on core's UI plumbing, so they look and behave like core's pages: reads through selectors
+(404 outside the user's scope), `permissions.require` on every page (403 inside it), writes
+through forms that call the services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from onestop.contracts import forms, selectors, services
+from onestop.contracts.business_time import CalendarError
+from onestop.contracts.models import BusinessCalendar, Contract, SlaPolicy
+from onestop.core import selectors as core_selectors
+from onestop.core.forms import SearchForm
+from onestop.core.permissions import allowed_actions, can, require
+from onestop.core.views import (
+    _created,
+    _delete_page,
+    _list_page,
+    _post,
+    _preset_customer,
+    _save,
+    _saved,
+    ui_view,
+)
+
+
+def _edit_page(
+    request: HttpRequest, form: Any, *, template: str, title: str, cancel_url: str
+) -> HttpResponse:
+    """Like core's form page, in a template of this app (sections the generic form lacks)."""
+    status = 400 if form.is_bound and form.errors else 200
+    context = {"form": form, "title": title, "cancel_url": cancel_url}
+    return render(request, template, context, status=status)
+
+
+# Contracts -----------------------------------------------------------------------------------
+
+
+@ui_view
+def contract_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", Contract)
+    form = forms.ContractFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    filters = form.cleaned_data
+    customer = filters.get("customer")
+    add_url = reverse("contract_create")
+    if customer:
+        add_url += "?" + urlencode({"customer": customer.pk})
+    return _list_page(
+        request,
+        model=Contract,
+        queryset=selectors.contract_list(
+            user=request.user,
+            q=filters.get("q"),
+            customer_id=customer.pk if customer else None,
+            status=filters.get("status"),
+            service_line=filters.get("service_line"),
+        ),
+        order=("number", "id"),
+        filter_form=form,
+        rows_template="contracts/contract_rows.html",
+        title=_("Contracts"),
+        add_url=add_url,
+    )
+
+
+@ui_view
+def contract_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    contract = selectors.contract_get(user=user, pk=pk)
+    require(user, "view", contract)
+    context = {
+        "contract": contract,
+        "actions": allowed_actions(user, contract),
+        # A customer administrator sees the promised targets and hours, not the provider's
+        # policy and calendar pages.
+        "can_view_policies": can(user, "view", SlaPolicy),
+        "can_view_calendars": can(user, "view", BusinessCalendar),
+        "history": core_selectors.audit_history(user=user, obj=contract),
+    }
+    return render(request, "contracts/contract_detail.html", context)
+
+
+@ui_view
+def contract_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", Contract)
+    customer = _preset_customer(request)
+    form = forms.ContractForm(_post(request), user=request.user, customer=customer)
+    if contract := _save(request, form):
+        _created(request, contract)
+        return redirect("contract_detail", pk=contract.pk)
+    cancel = reverse("contract_list")
+    if customer:
+        cancel += "?" + urlencode({"customer": customer.pk})
+    return _edit_page(
+        request,
+        form,
+        template="contracts/contract_form.html",
+        title=_("New contract"),
+        cancel_url=cancel,
+    )
+
+
+@ui_view
+def contract_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    contract = selectors.contract_get(user=request.user, pk=pk)
+    require(request.user, "change", contract)
+    form = forms.ContractForm(_post(request), user=request.user, instance=contract)
+    if _save(request, form):
+        _saved(request, contract)
+        return redirect("contract_detail", pk=contract.pk)
+    return _edit_page(
+        request,
+        form,
+        template="contracts/contract_form.html",
+        title=_("Edit %(obj)s") % {"obj": contract},
+        cancel_url=reverse("contract_detail", args=[contract.pk]),
+    )
+
+
+@ui_view
+def contract_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    contract = selectors.contract_get(user=request.user, pk=pk)
+    require(request.user, "delete", contract)
+    return _delete_page(
+        request,
+        contract,
+        delete=lambda: services.contract_delete(actor=request.user, contract=contract),
+        done_url=reverse("contract_list"),
+        cancel_url=reverse("contract_detail", args=[contract.pk]),
+    )
+
+
+# SLA policies --------------------------------------------------------------------------------
+
+
+@ui_view
+def sla_policy_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", SlaPolicy)
+    form = SearchForm(request.GET)
+    form.is_valid()
+    return _list_page(
+        request,
+        model=SlaPolicy,
+        queryset=selectors.sla_policy_list(user=request.user, q=form.cleaned_data.get("q")),
+        order=("name", "id"),
+        filter_form=form,
+        rows_template="contracts/sla_policy_rows.html",
+        title=_("SLA policies"),
+        add_url=reverse("sla_policy_create"),
+    )
+
+
+@ui_view
+def sla_policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = selectors.sla_policy_get(user=request.user, pk=pk)
+    require(request.user, "view", policy)
+    context = {
+        "policy": policy,
+        "actions": allowed_actions(request.user, policy),
+        "history": core_selectors.audit_history(user=request.user, obj=policy),
+    }
+    return render(request, "contracts/sla_policy_detail.html", context)
+
+
+@ui_view
+def sla_policy_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", SlaPolicy)
+    form = forms.SlaPolicyForm(_post(request), user=request.user)
+    if policy := _save(request, form):
+        _created(request, policy)
+        return redirect("sla_policy_detail", pk=policy.pk)
+    return _edit_page(
+        request,
+        form,
+        template="contracts/sla_policy_form.html",
+        title=_("New SLA policy"),
+        cancel_url=reverse("sla_policy_list"),
+    )
+
+
+@ui_view
+def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = selectors.sla_policy_get(user=request.user, pk=pk)
+    require(request.user, "change", policy)
+    form = forms.SlaPolicyForm(_post(request), user=request.user, instance=policy)
+    if _save(request, form):
+        _saved(request, policy)
+        return redirect("sla_policy_detail", pk=policy.pk)
+    return _edit_page(
+        request,
+        form,
+        template="contracts/sla_policy_form.html",
+        title=_("Edit %(obj)s") % {"obj": policy},
+        cancel_url=reverse("sla_policy_detail", args=[policy.pk]),
+    )
+
+
+@ui_view
+def sla_policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = selectors.sla_policy_get(user=request.user, pk=pk)
+    require(request.user, "delete", policy)
+    return _delete_page(
+        request,
+        policy,
+        delete=lambda: services.sla_policy_delete(actor=request.user, policy=policy),
+        done_url=reverse("sla_policy_list"),
+        cancel_url=reverse("sla_policy_detail", args=[policy.pk]),
+    )
+
+
+# Business calendars --------------------------------------------------------------------------
+
+
+def _warn_missing_years(request: HttpRequest) -> None:
+    """From 1 November, tells those who can import them which calendars lack next year's days."""
+    today = timezone.localdate()
+    missing = selectors.calendars_missing_next_year(user=request.user, today=today)
+    if missing:
+        messages.warning(
+            request,
+            _(
+                "No holiday data for %(year)s yet in %(calendars)s: due times in that year will "
+                "be provisional. Import the year on the calendar's page."
+            )
+            % {
+                "year": today.year + 1,
+                "calendars": ", ".join(f"“{calendar}”" for calendar in missing),
+            },
+        )
+
+
+@ui_view
+def calendar_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", BusinessCalendar)
+    form = SearchForm(request.GET)
+    form.is_valid()
+    # Only on a whole page: the rows an htmx search swaps in have no place for a message.
+    partial = request.htmx and not request.htmx.history_restore_request
+    if not partial and can(request.user, "change", BusinessCalendar):
+        _warn_missing_years(request)
+    return _list_page(
+        request,
+        model=BusinessCalendar,
+        queryset=selectors.calendar_list(user=request.user, q=form.cleaned_data.get("q")),
+        order=("name", "id"),
+        filter_form=form,
+        rows_template="contracts/calendar_rows.html",
+        title=_("Business calendars"),
+        add_url=reverse("calendar_create"),
+    )
+
+
+def _shown_year(request: HttpRequest) -> int:
+    """The year of the overrides shown: ?year=, else the current one."""
+    year = request.GET.get("year", "")
+    if year.isdigit() and 1900 <= int(year) <= 2100:
+        return int(year)
+    return timezone.localdate().year
+
+
+def _calendar_page(
+    request: HttpRequest, calendar: BusinessCalendar, *, status: int = 200, **bound: Any
+) -> HttpResponse:
+    """The calendar editor; `bound` holds a rejected form to show again with its errors."""
+    user = request.user
+    year = _shown_year(request)
+    today = timezone.localdate()
+    this_year = today.year
+    data_years = list(calendar.years.all())
+    day_years = {
+        day.year for day in selectors.calendar_days(calendar=calendar).dates("date", "year")
+    }
+    due_form = forms.DueForm(request.GET if "start" in request.GET else None, calendar=calendar)
+    due = None
+    if due_form.is_bound and due_form.is_valid():
+        try:
+            due = selectors.calendar_engine(calendar).add_minutes(
+                due_form.cleaned_data["start"], due_form.cleaned_data["minutes"]
+            )
+        except CalendarError:
+            due_form.add_error(None, _("This calendar has no working time after that start."))
+    missing = selectors.calendars_missing_next_year(user=user, today=today)
+    context = {
+        "calendar": calendar,
+        "actions": allowed_actions(user, calendar),
+        "year": year,
+        "years": sorted(
+            {this_year, this_year + 1, year} | day_years | {y.year for y in data_years}
+        ),
+        "year_has_data": any(y.year == year for y in data_years),
+        "data_years": data_years,
+        "days": selectors.calendar_days(calendar=calendar, year=year),
+        "missing_next_year": this_year + 1 if calendar in missing else None,
+        "chinese_form": bound.get("chinese_form")
+        or forms.ChineseImportForm(user=user, instance=calendar, prefix="cn"),
+        "ical_form": bound.get("ical_form")
+        or forms.IcalImportForm(user=user, instance=calendar, prefix="ical"),
+        "day_form": bound.get("day_form")
+        or forms.CalendarDayForm(user=user, instance=calendar, prefix="day"),
+        "due_form": due_form,
+        "due": due,
+        "history": core_selectors.audit_history(user=user, obj=calendar),
+    }
+    return render(request, "contracts/calendar_detail.html", context, status=status)
+
+
+def _back_to_days(calendar: BusinessCalendar, year: int) -> HttpResponse:
+    url = reverse("calendar_detail", args=[calendar.pk])
+    return redirect(f"{url}?{urlencode({'year': year})}#days")
+
+
+@ui_view
+def calendar_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "view", calendar)
+    return _calendar_page(request, calendar)
+
+
+@ui_view
+def calendar_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", BusinessCalendar)
+    form = forms.CalendarForm(_post(request), user=request.user)
+    if calendar := _save(request, form):
+        _created(request, calendar)
+        return redirect("calendar_detail", pk=calendar.pk)
+    return _edit_page(
+        request,
+        form,
+        template="contracts/calendar_form.html",
+        title=_("New business calendar"),
+        cancel_url=reverse("calendar_list"),
+    )
+
+
+@ui_view
+def calendar_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "change", calendar)
+    form = forms.CalendarForm(_post(request), user=request.user, instance=calendar)
+    if _save(request, form):
+        _saved(request, calendar)
+        return redirect("calendar_detail", pk=calendar.pk)
+    return _edit_page(
+        request,
+        form,
+        template="contracts/calendar_form.html",
+        title=_("Edit %(obj)s") % {"obj": calendar},
+        cancel_url=reverse("calendar_detail", args=[calendar.pk]),
+    )
+
+
+@ui_view
+def calendar_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "delete", calendar)
+    return _delete_page(
+        request,
+        calendar,
+        delete=lambda: services.calendar_delete(actor=request.user, calendar=calendar),
+        done_url=reverse("calendar_list"),
+        cancel_url=reverse("calendar_detail", args=[calendar.pk]),
+    )
+
+
+@ui_view
+@require_POST
+def calendar_import_chinese(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "change", calendar)
+    form = forms.ChineseImportForm(request.POST, user=request.user, instance=calendar, prefix="cn")
+    summary = _save(request, form)
+    if summary is None:
+        return _calendar_page(request, calendar, chinese_form=form, status=400)
+    for year, counts in summary.items():
+        messages.success(
+            request,
+            _("%(year)s imported: %(holidays)s holidays and %(workdays)s make-up workdays.")
+            % {"year": year, **counts},
+        )
+    return _back_to_days(calendar, max(summary))
+
+
+@ui_view
+@require_POST
+def calendar_import_ical(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "change", calendar)
+    form = forms.IcalImportForm(
+        request.POST, request.FILES, user=request.user, instance=calendar, prefix="ical"
+    )
+    count = _save(request, form)
+    if count is None:
+        return _calendar_page(request, calendar, ical_form=form, status=400)
+    messages.success(
+        request,
+        ngettext(
+            "%(count)d day imported from the iCal file.",
+            "%(count)d days imported from the iCal file.",
+            count,
+        )
+        % {"count": count},
+    )
+    return _back_to_days(calendar, _shown_year(request))
+
+
+@ui_view
+@require_POST
+def calendar_day_set(request: HttpRequest, pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "change", calendar)
+    form = forms.CalendarDayForm(request.POST, user=request.user, instance=calendar, prefix="day")
+    day = _save(request, form)
+    if day is None:
+        return _calendar_page(request, calendar, day_form=form, status=400)
+    messages.success(
+        request,
+        _("%(date)s saved: %(kind)s.") % {"date": day.date, "kind": day.get_kind_display()},
+    )
+    return _back_to_days(calendar, day.date.year)
+
+
+@ui_view
+@require_POST
+def calendar_day_delete(request: HttpRequest, pk: int, day_pk: int) -> HttpResponse:
+    calendar = selectors.calendar_get(user=request.user, pk=pk)
+    require(request.user, "change", calendar)
+    day = get_object_or_404(selectors.calendar_days(calendar=calendar), pk=day_pk)
+    services.calendar_day_delete(actor=request.user, day=day)
+    messages.success(request, _("%(date)s follows the weekly hours again.") % {"date": day.date})
+    return _back_to_days(calendar, day.date.year)
