@@ -7,3 +7,13 @@ class ServicedeskConfig(AppConfig):
     label = "servicedesk"
     verbose_name = _("Service desk")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from onestop.core import navigation
+        from onestop.servicedesk.models import Ticket
+
+        # First in the menu: tickets are where the desk spends its day. The queue, "my work"
+        # and the dispatcher board share the entry (tabs on the pages); customers get their list.
+        navigation.register(
+            key="ticket", label=_("Tickets"), url_name="ticket_list", model=Ticket, order=50
+        )

@@ -1,0 +1,541 @@
+"""Forms of the service-desk pages. As in core, they check the input's shape and `save()` hands
+it to the services, whose errors land on the form, so a rejected change shows where it went
+wrong and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from onestop.contracts.models import Priority
+from onestop.core import selectors as core_selectors
+from onestop.core.errors import ConflictError
+from onestop.core.forms import BLANK, ChoiceField, CustomerChoiceField, SearchForm, ServiceForm
+from onestop.core.models import Contact, Customer, Site, Team, User
+from onestop.servicedesk import selectors, services
+from onestop.servicedesk.models import (
+    PRIORITY_MATRIX,
+    TRANSITIONS,
+    Channel,
+    Level,
+    Status,
+    Ticket,
+    TicketEntry,
+    TicketType,
+)
+
+OPEN, ALL = "open", "all"
+ME, NOBODY = "me", "none"
+KEEP = [("", _("— keep —"))]
+
+# The button on a ticket for each status it can move to: what the person does, not the state.
+STATUS_ACTIONS = {
+    Status.ASSIGNED: _("Mark assigned"),
+    Status.IN_PROGRESS: _("Start work"),
+    Status.WAITING_CUSTOMER: _("Wait for customer"),
+    Status.WAITING_VENDOR: _("Wait for vendor"),
+    Status.VISIT_SCHEDULED: _("Visit scheduled"),
+    Status.RESOLVED: _("Resolve"),
+    Status.CLOSED: _("Close"),
+}
+# From a waiting status "in progress" resumes the work; from resolved it reopens the ticket.
+RESUME_ACTIONS = {
+    Status.WAITING_CUSTOMER: _("Resume"),
+    Status.WAITING_VENDOR: _("Resume"),
+    Status.VISIT_SCHEDULED: _("Resume"),
+    Status.RESOLVED: _("Reopen"),
+}
+
+# The portal asks in the customer's words; the desk's impact × urgency matrix does the rest.
+IMPACT_WORDS = [
+    (Level.LOW, _("Only me")),
+    (Level.MEDIUM, _("My team or department")),
+    (Level.HIGH, _("The whole company")),
+]
+URGENCY_WORDS = [
+    (Level.LOW, _("It can wait")),
+    (Level.MEDIUM, _("Soon: it slows my work")),
+    (Level.HIGH, _("Urgent: work has stopped")),
+]
+
+
+def person_label(person: User) -> str:
+    return f"{person} ({person.username})" if person.display_name else person.username
+
+
+def status_actions(ticket: Ticket) -> list[tuple[str, str]]:
+    """(status, button label) for each status the workflow allows next, in workflow order."""
+    allowed = TRANSITIONS.get(ticket.status, frozenset())
+    actions = []
+    for status in Status.values:
+        if status in allowed:
+            label = STATUS_ACTIONS[status]
+            if status == Status.IN_PROGRESS:
+                label = RESUME_ACTIONS.get(ticket.status, label)
+            actions.append((status, label))
+    return actions
+
+
+def _int_choice(**kwargs: Any) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(coerce=int, **kwargs)
+
+
+def _numeric(value: Any) -> int | None:
+    return int(value) if str(value or "").isdigit() else None
+
+
+class ContactChoiceField(ChoiceField):
+    def label_from_instance(self, obj: Contact) -> str:
+        return f"{obj.name} · {obj.title}" if obj.title else obj.name
+
+
+class StaffChoiceField(ChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return person_label(obj)
+
+
+# The queue -----------------------------------------------------------------------------------
+
+
+class TicketFilterForm(SearchForm):
+    """The queue's filters. Status "open" (any status before resolved) is the default."""
+
+    search_hint = _("Title, description or pinyin")
+    status = forms.ChoiceField(
+        label=_("status"),
+        choices=[(OPEN, _("Open")), (ALL, _("All")), *Status.choices],
+        required=False,
+    )
+    priority = forms.ChoiceField(
+        label=_("priority"), choices=BLANK + Priority.choices, required=False
+    )
+    customer = CustomerChoiceField(
+        label=_("customer"), queryset=Customer.objects.none(), required=False
+    )
+    team = forms.ChoiceField(label=_("team"), required=False)
+    assignee = forms.ChoiceField(label=_("assignee"), required=False)
+    breached = forms.ChoiceField(
+        label=_("SLA"),
+        choices=[("", "—"), ("yes", _("Breached")), ("no", _("Not breached"))],
+        required=False,
+    )
+
+    def __init__(
+        self, data: Any, *, user: User, teams: list[Team], staff: list[User], **kwargs: Any
+    ) -> None:
+        data = data.copy()
+        data.setdefault("status", OPEN)
+        super().__init__(data, **kwargs)
+        self.user = user
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+        self.fields["team"].choices = [("", "—"), *[(str(team.pk), team.name) for team in teams]]
+        self.fields["assignee"].choices = [
+            ("", "—"),
+            (ME, _("Me")),
+            (NOBODY, _("Unassigned")),
+            *[(str(person.pk), person_label(person)) for person in staff],
+        ]
+
+    def narrowed(self) -> bool:
+        """True when a filter other than the search box and the default status is set."""
+        data = self.cleaned_data
+        others = ("priority", "customer", "team", "assignee", "breached")
+        return data.get("status", OPEN) != OPEN or any(data.get(name) for name in others)
+
+    def filters(self) -> dict[str, Any]:
+        """Arguments of selectors.ticket_list."""
+        data = self.cleaned_data
+        status, assignee = data.get("status") or OPEN, data.get("assignee")
+        customer = data.get("customer")
+        return {
+            "q": data.get("q"),
+            "status": status if status not in (OPEN, ALL) else None,
+            "is_open": True if status == OPEN else None,
+            "priority": data.get("priority"),
+            "customer_id": customer.pk if customer else None,
+            "team_id": _numeric(data.get("team")),
+            "assignee_id": self.user.pk if assignee == ME else _numeric(assignee),
+            "unassigned": assignee == NOBODY or None,
+            "breached": {"yes": True, "no": False}.get(data.get("breached", "")),
+        }
+
+
+class BulkForm(ServiceForm):
+    """One change applied to each chosen ticket through the services; a ticket the change
+    does not fit (e.g. a status its workflow forbids) is reported and left as it was."""
+
+    tickets = forms.ModelMultipleChoiceField(
+        label=_("tickets"),
+        queryset=Ticket.objects.none(),
+        widget=forms.MultipleHiddenInput,
+        error_messages={
+            "required": _("Select at least one ticket."),
+            "invalid_choice": _("Ticket %(value)s is not available."),
+            "invalid_pk_value": _("“%(pk)s” is not a ticket number."),
+        },
+    )
+    assignee = forms.ChoiceField(label=_("assign to"), required=False)
+    team = forms.ChoiceField(label=_("team"), required=False)
+    status = forms.ChoiceField(label=_("status"), choices=KEEP + Status.choices, required=False)
+
+    def __init__(
+        self,
+        *args: Any,
+        user: User,
+        teams: list[Team],
+        staff: list[User],
+        **kwargs: Any,
+    ) -> None:
+        # No ids: the fields sit in rows that htmx swaps, wrapped in their labels instead.
+        kwargs.setdefault("auto_id", False)
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["tickets"].queryset = selectors.ticket_list(user=user)
+        self.fields["assignee"].choices = [
+            *KEEP,
+            (ME, _("Me")),
+            (NOBODY, _("Nobody (unassign)")),
+            *[(str(person.pk), person_label(person)) for person in staff],
+        ]
+        self.fields["team"].choices = [
+            *KEEP,
+            (NOBODY, _("No team")),
+            *[(str(team.pk), team.name) for team in teams],
+        ]
+        # Choice value → what the service is given; "none" clears the field.
+        self._staff = {ME: user, NOBODY: None, **{str(person.pk): person for person in staff}}
+        self._teams = {NOBODY: None, **{str(team.pk): team for team in teams}}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not (data.get("assignee") or data.get("team") or data.get("status")):
+            raise ValidationError(_("Choose an assignee, a team or a status to apply."))
+        return data
+
+    def _changes(self) -> dict[str, Any]:
+        data, changes = self.cleaned_data, {}
+        assignee, team = data.get("assignee"), data.get("team")
+        if assignee:
+            changes["assignee"] = (
+                self.user
+                if assignee == ME
+                else self._staff.get(assignee)
+                if assignee != NOBODY
+                else None
+            )
+        if team:
+            changes["team"] = self._teams.get(team) if team != NOBODY else None
+        return changes
+
+    def perform(self) -> tuple[list[Ticket], list[str]]:
+        """(tickets changed, one error line per ticket left unchanged)."""
+        changes, status = self._changes(), self.cleaned_data.get("status")
+        done, errors = [], []
+        for ticket in self.cleaned_data["tickets"]:
+            try:
+                with transaction.atomic():
+                    if changes:
+                        services.ticket_update(actor=self.user, ticket=ticket, **changes)
+                    if status:
+                        services.ticket_set_status(actor=self.user, ticket=ticket, status=status)
+            except ValidationError as exc:
+                errors.append(f"#{ticket.pk}: {' '.join(exc.messages)}")
+            except ConflictError as exc:
+                errors.append(f"#{ticket.pk}: {exc.message}")
+            else:
+                done.append(ticket)
+        return done, errors
+
+
+# One ticket ----------------------------------------------------------------------------------
+
+
+def _customer_contacts(user: User, customer_id: int | None) -> QuerySet[Contact]:
+    if not customer_id:
+        return Contact.objects.none()
+    return core_selectors.contact_list(user=user, customer_id=customer_id).filter(is_active=True)
+
+
+def _customer_sites(user: User, customer_id: int | None) -> QuerySet[Site]:
+    if not customer_id:
+        return Site.objects.none()
+    return core_selectors.site_list(user=user, customer_id=customer_id)
+
+
+class TicketCreateForm(ServiceForm):
+    """A ticket entered by staff, built for phone intake: customer, caller, what is wrong."""
+
+    customer = CustomerChoiceField(label=_("customer"), queryset=Customer.objects.none())
+    requester = ContactChoiceField(
+        label=_("caller / requester"), queryset=Contact.objects.none(), required=False
+    )
+    site = ChoiceField(label=_("site"), queryset=Site.objects.none(), required=False)
+    channel = forms.ChoiceField(
+        label=_("channel"),
+        choices=[(c, Channel(c).label) for c in (Channel.PHONE, Channel.EMAIL, Channel.WEB)],
+        initial=Channel.PHONE,
+    )
+    title = forms.CharField(label=_("title"), max_length=200)
+    description = forms.CharField(
+        label=_("description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    impact = _int_choice(label=_("impact"), choices=Level.choices, initial=Level.MEDIUM)
+    urgency = _int_choice(label=_("urgency"), choices=Level.choices, initial=Level.MEDIUM)
+    call_notes = forms.CharField(
+        label=_("call notes"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Phone tickets log the call as their first entry, with these notes or else the "
+            "description; the call counts as the first response."
+        ),
+    )
+    type = forms.ChoiceField(
+        label=_("type"), choices=TicketType.choices, initial=TicketType.INCIDENT
+    )
+    category = forms.CharField(label=_("category"), max_length=100, required=False)
+    team = ChoiceField(label=_("team"), queryset=Team.objects.none(), required=False)
+    assignee = StaffChoiceField(label=_("assignee"), queryset=User.objects.none(), required=False)
+
+    # Shown folded away: a dispatcher taking a call rarely needs them.
+    more_fields = ("type", "category", "team", "assignee")
+
+    def __init__(self, *args: Any, user: User, customer: Customer | None = None, **kwargs: Any):
+        if customer is not None:
+            kwargs.setdefault("initial", {"customer": customer})
+        super().__init__(*args, user=user, **kwargs)
+        customer_id = _numeric(self.data.get("customer")) if self.is_bound else None
+        customer_id = customer_id or (customer.pk if customer else None)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+        self.fields["requester"].queryset = _customer_contacts(user, customer_id)
+        self.fields["site"].queryset = _customer_sites(user, customer_id)
+        self.fields["team"].queryset = core_selectors.team_list(user=user).prefetch_related(None)
+        self.fields["assignee"].queryset = core_selectors.staff_choices(user=user)
+        # Picking a customer reloads the caller and site choices with that customer's only.
+        self.fields["customer"].widget.attrs.update(
+            {
+                "hx-get": reverse("ticket_create"),
+                "hx-trigger": "change",
+                "hx-target": "#ticket-customer-fields",
+                "hx-select": "#ticket-customer-fields",
+                "hx-swap": "outerHTML",
+            }
+        )
+        focus = "requester" if customer_id else "customer"
+        self.fields[focus].widget.attrs["autofocus"] = True
+        if not customer_id:
+            self.fields["requester"].help_text = _("Pick the customer first.")
+
+    def visible_more(self) -> list[Any]:
+        return [self[name] for name in self.more_fields]
+
+    @transaction.atomic
+    def perform(self) -> Ticket:
+        data = dict(self.cleaned_data)
+        notes = data.pop("call_notes").strip()
+        ticket = services.ticket_create(actor=self.user, **data)
+        if ticket.channel == Channel.PHONE:
+            services.ticket_reply(
+                actor=self.user,
+                ticket=ticket,
+                body=notes or ticket.description.strip() or ticket.title,
+                kind=TicketEntry.Kind.CALL,
+                author_contact=ticket.requester,
+            )
+        return ticket
+
+
+class TicketEditForm(ServiceForm):
+    title = forms.CharField(label=_("title"), max_length=200)
+    description = forms.CharField(
+        label=_("description"), required=False, widget=forms.Textarea(attrs={"rows": 5})
+    )
+    type = forms.ChoiceField(label=_("type"), choices=TicketType.choices)
+    category = forms.CharField(label=_("category"), max_length=100, required=False)
+    impact = _int_choice(label=_("impact"), choices=Level.choices)
+    urgency = _int_choice(label=_("urgency"), choices=Level.choices)
+    priority = forms.ChoiceField(
+        label=_("priority"),
+        choices=[("", _("From impact × urgency")), *Priority.choices],
+        required=False,
+        help_text=_("A changed priority recomputes the due times; time already used is kept."),
+    )
+    site = ChoiceField(label=_("site"), queryset=Site.objects.none(), required=False)
+    requester = ContactChoiceField(
+        label=_("requester"), queryset=Contact.objects.none(), required=False
+    )
+    team = ChoiceField(label=_("team"), queryset=Team.objects.none(), required=False)
+    assignee = StaffChoiceField(label=_("assignee"), queryset=User.objects.none(), required=False)
+
+    def __init__(self, *args: Any, user: User, instance: Ticket, **kwargs: Any):
+        names = [name for name in self.base_fields if name != "priority"]
+        initial = {name: getattr(instance, name) for name in names}
+        matrix = PRIORITY_MATRIX.get((instance.impact, instance.urgency))
+        initial["priority"] = "" if instance.priority == matrix else instance.priority
+        kwargs.setdefault("initial", initial)
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        self.fields["site"].queryset = _customer_sites(user, instance.customer_id)
+        self.fields["requester"].queryset = core_selectors.contact_list(
+            user=user, customer_id=instance.customer_id
+        )
+        self.fields["team"].queryset = core_selectors.team_list(user=user).prefetch_related(None)
+        self.fields["assignee"].queryset = core_selectors.staff_choices(user=user)
+
+    def perform(self) -> Ticket:
+        data, ticket = self.cleaned_data, self.instance
+        # Only what changed: an untouched field must not re-select the SLA or the status.
+        changes = {name: data[name] for name in self.changed_data if name != "priority"}
+        priority = data["priority"] or PRIORITY_MATRIX[(data["impact"], data["urgency"])]
+        if priority != ticket.priority:
+            changes["priority"] = priority
+        return services.ticket_update(actor=self.user, ticket=ticket, **changes)
+
+
+class StatusForm(ServiceForm):
+    status = forms.ChoiceField(label=_("status"), choices=Status.choices)
+
+    def perform(self) -> Ticket:
+        return services.ticket_set_status(
+            actor=self.user, ticket=self.instance, status=self.cleaned_data["status"]
+        )
+
+
+class ReplyForm(ServiceForm):
+    """The desk's reply box: a public reply, an internal note or a logged phone call, and
+    optionally the ticket's next status in the same step."""
+
+    field_aliases = {"author_contact": "contact"}
+
+    kind = forms.ChoiceField(
+        label=_("kind"),
+        choices=[
+            (TicketEntry.Kind.REPLY, _("Public reply")),
+            (TicketEntry.Kind.NOTE, _("Internal note")),
+            (TicketEntry.Kind.CALL, _("Phone call")),
+        ],
+        initial=TicketEntry.Kind.REPLY,
+        widget=forms.RadioSelect,
+    )
+    body = forms.CharField(label=_("text"), widget=forms.Textarea(attrs={"rows": 5}))
+    contact = ContactChoiceField(
+        label=_("call with"),
+        queryset=Contact.objects.none(),
+        required=False,
+        help_text=_("Phone calls only: who was on the line."),
+    )
+    status = forms.ChoiceField(label=_("then set the status to"), required=False)
+
+    def __init__(self, *args: Any, user: User, instance: Ticket, **kwargs: Any):
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        self.fields["contact"].queryset = _customer_contacts(user, instance.customer_id)
+        self.fields["status"].choices = KEEP + [
+            (status, Status(status).label) for status, _label in status_actions(instance)
+        ]
+
+    @transaction.atomic
+    def perform(self) -> TicketEntry:
+        data, ticket = self.cleaned_data, self.instance
+        kind = data["kind"]
+        entry = services.ticket_reply(
+            actor=self.user,
+            ticket=ticket,
+            body=data["body"],
+            kind=kind,
+            is_public=kind != TicketEntry.Kind.NOTE,
+            author_contact=data["contact"] if kind == TicketEntry.Kind.CALL else None,
+        )
+        if data["status"]:
+            services.ticket_set_status(actor=self.user, ticket=ticket, status=data["status"])
+        return entry
+
+
+# The customer portal -------------------------------------------------------------------------
+
+
+class PortalTicketForm(ServiceForm):
+    """A customer's new ticket, in their own words; the desk sets team, engineer and SLA."""
+
+    title = forms.CharField(
+        label=_("what is the problem?"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"autofocus": True}),
+        help_text=_("A short summary, e.g. “The printer on the 3rd floor does not print”."),
+    )
+    description = forms.CharField(
+        label=_("details"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_("What happened, since when, any error message, your phone number."),
+    )
+    impact = _int_choice(
+        label=_("who is affected?"),
+        choices=IMPACT_WORDS,
+        initial=Level.LOW,
+        widget=forms.RadioSelect,
+    )
+    urgency = _int_choice(
+        label=_("how urgent is it?"),
+        choices=URGENCY_WORDS,
+        initial=Level.MEDIUM,
+        widget=forms.RadioSelect,
+    )
+
+    def perform(self) -> Ticket:
+        return services.ticket_create(
+            actor=self.user,
+            customer=self.user.customer,
+            channel=Channel.PORTAL,
+            requester_user=self.user,
+            **self.cleaned_data,
+        )
+
+
+class PortalReplyForm(ServiceForm):
+    body = forms.CharField(label=_("your reply"), widget=forms.Textarea(attrs={"rows": 5}))
+
+    def perform(self) -> TicketEntry:
+        return services.ticket_reply(
+            actor=self.user, ticket=self.instance, body=self.cleaned_data["body"]
+        )
+
+
+class RatingForm(ServiceForm):
+    """The satisfaction survey on a resolved ticket: 1 to 5 and an optional comment."""
+
+    score = _int_choice(
+        label=_("how satisfied are you with how this was handled?"),
+        choices=[
+            (1, _("1 · Very poor")),
+            (2, _("2 · Poor")),
+            (3, _("3 · OK")),
+            (4, _("4 · Good")),
+            (5, _("5 · Excellent")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(
+        label=_("comment"),
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def perform(self) -> Ticket:
+        return services.ticket_rate(actor=self.user, ticket=self.instance, **self.cleaned_data)
+
+
+class PortalFilterForm(SearchForm):
+    search_hint = _("Title or description")
+    status = forms.ChoiceField(
+        label=_("status"),
+        choices=[("", _("All")), (OPEN, _("Open")), ("done", _("Resolved or closed"))],
+        required=False,
+    )
+
+    def is_open(self) -> bool | None:
+        return {OPEN: True, "done": False}.get(self.cleaned_data.get("status", ""))

@@ -1,0 +1,353 @@
+"""The service-desk pages: the ticket queue with bulk actions, "my work", the dispatcher board,
+the ticket page, phone intake, and the customer portal's ticket pages.
+
+Customer users reach the same URLs and get the portal's version of a page: their own (or, for
+a customer administrator, their company's) tickets, public entries only, no desk tools. Built on
+core's UI plumbing: reads through selectors (404 outside the user's scope),
+`permissions.require` on every page (403 inside it), writes through forms that call services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from onestop.core import selectors as core_selectors
+from onestop.core.forms import ServiceForm
+from onestop.core.models import Team, User
+from onestop.core.permissions import allowed_actions, can, require
+from onestop.core.views import (
+    Page,
+    _delete_page,
+    _form_page,
+    _list_page,
+    _next_url,
+    _post,
+    _preset_customer,
+    _save,
+    _saved,
+    keyset_page,
+    ui_view,
+)
+from onestop.servicedesk import forms, selectors, services
+from onestop.servicedesk.models import Status, Ticket, TicketEntry
+
+MINE_LIMIT = 100
+BOARD_LIMIT = 30
+# The "at risk" column looks among the running tickets due soonest: a ticket due after a
+# hundred others is rarely close to its due time, and it comes up as those are worked off.
+BOARD_CANDIDATES = 100
+DUE_FIRST = (F("resolution_due_at").asc(nulls_last=True), "id")
+
+
+def _desk_choices(user: User) -> tuple[list[Team], list[User]]:
+    """Teams and staff for the pickers, loaded once per page."""
+    teams = list(core_selectors.team_list(user=user).prefetch_related(None))
+    return teams, list(core_selectors.staff_choices(user=user))
+
+
+def _with_sla(tickets: list[Ticket]) -> list[Ticket]:
+    """Sets `sla_state` on each ticket (see selectors.ticket_sla_states)."""
+    states = selectors.ticket_sla_states(tickets=tickets, now=timezone.now())
+    for ticket in tickets:
+        ticket.sla_state = states[ticket.pk]
+    return tickets
+
+
+def _form_errors_as_messages(request: HttpRequest, form: ServiceForm) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+
+
+def _detail_url(ticket: Ticket, anchor: str = "") -> str:
+    return reverse("ticket_detail", args=[ticket.pk]) + (f"#{anchor}" if anchor else "")
+
+
+# The queue, "my work", the board -------------------------------------------------------------
+
+
+@ui_view
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    require(user, "view", Ticket)
+    if user.is_customer_user:
+        return _portal_list(request)
+    teams, staff = _desk_choices(user)
+    form = forms.TicketFilterForm(request.GET, user=user, teams=teams, staff=staff)
+    form.is_valid()
+    page = keyset_page(
+        selectors.ticket_list(user=user, **form.filters()),
+        order=("-id",),
+        cursor=request.GET.get("cursor"),
+    )
+    _with_sla(page.rows)
+    context = {
+        "title": _("Ticket queue"),
+        "page": page,
+        "search_field": form["q"],
+        "more_filters": [field for field in form if field.name != "q"],
+        "more_filters_active": form.narrowed(),
+        "bulk_form": forms.BulkForm(user=user, teams=teams, staff=staff),
+        "list_url": request.path,
+        "bulk": True,  # the rows template is shared with "my work", which has no bulk bar
+    }
+    # A live filter swaps only the rows in; the bulk bar outside them keeps its choices.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "servicedesk/ticket_rows.html" if partial else "servicedesk/ticket_list.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@ui_view
+@require_POST
+def ticket_bulk(request: HttpRequest) -> HttpResponse:
+    """Applies one change to the chosen tickets (also the board's quick assign)."""
+    user = request.user
+    require(user, "change", Ticket)
+    teams, staff = _desk_choices(user)
+    form = forms.BulkForm(request.POST, user=user, teams=teams, staff=staff)
+    back = _next_url(request, reverse("ticket_list"))
+    result = _save(request, form)
+    if result is None:
+        _form_errors_as_messages(request, form)
+        return redirect(back)
+    done, errors = result
+    if done:
+        messages.success(
+            request,
+            ngettext("%(count)d ticket updated.", "%(count)d tickets updated.", len(done))
+            % {"count": len(done)},
+        )
+    for error in errors:
+        messages.error(request, error)
+    return redirect(back)
+
+
+@ui_view
+def ticket_mine(request: HttpRequest) -> HttpResponse:
+    """The user's open assigned tickets, the one due soonest first."""
+    user = request.user
+    require(user, "change", Ticket)
+    mine = selectors.ticket_list(user=user, assignee_id=user.pk, is_open=True)
+    tickets = list(mine.order_by(*DUE_FIRST)[: MINE_LIMIT + 1])
+    context = {
+        "title": _("My work"),
+        "page": Page(rows=_with_sla(tickets[:MINE_LIMIT]), next_cursor="", is_first=True),
+        "more": len(tickets) > MINE_LIMIT,
+        "limit": MINE_LIMIT,
+    }
+    return render(request, "servicedesk/ticket_mine.html", context)
+
+
+@ui_view
+def ticket_board(request: HttpRequest) -> HttpResponse:
+    """The dispatcher's board: unassigned, at risk, breached; a ticket may be in two columns."""
+    user = request.user
+    require(user, "change", Ticket)
+    now = timezone.now()
+    unassigned = selectors.ticket_list(user=user, is_open=True, unassigned=True)
+    unassigned = list(unassigned.order_by(*DUE_FIRST)[:BOARD_LIMIT])
+    running = list(selectors.ticket_running(user=user, now=now)[:BOARD_CANDIDATES])
+    overdue = list(selectors.ticket_overdue(user=user, now=now).order_by(*DUE_FIRST)[:BOARD_LIMIT])
+    _with_sla([*unassigned, *running, *overdue])
+    at_risk = [t for t in running if t.sla_state == selectors.SLA_AT_RISK][:BOARD_LIMIT]
+    context = {
+        "title": _("Dispatcher board"),
+        "columns": [
+            ("unassigned", _("Unassigned"), unassigned, _("Every open ticket has an engineer.")),
+            ("at_risk", _("At risk"), at_risk, _("No ticket is close to its due time.")),
+            ("breached", _("Breached"), overdue, _("No open ticket is past its due time.")),
+        ],
+        "staff": list(core_selectors.staff_choices(user=user)),
+        "limit": BOARD_LIMIT,
+    }
+    return render(request, "servicedesk/ticket_board.html", context)
+
+
+# One ticket ----------------------------------------------------------------------------------
+
+
+@ui_view
+def ticket_create(request: HttpRequest) -> HttpResponse:
+    """Staff: a ticket for any customer in scope, phone intake first. Customers: the portal's
+    form, for their own company."""
+    user = request.user
+    require(user, "add", Ticket)
+    if user.is_customer_user:
+        form = forms.PortalTicketForm(_post(request), user=user)
+        template = "servicedesk/portal_form.html"
+    else:
+        customer = _preset_customer(request)
+        form = forms.TicketCreateForm(_post(request), user=user, customer=customer)
+        template = "servicedesk/ticket_form.html"
+    if ticket := _save(request, form):
+        messages.success(request, _("Ticket #%(id)s opened.") % {"id": ticket.pk})
+        return redirect("ticket_detail", pk=ticket.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    context = {"form": form, "title": _("New ticket"), "cancel_url": reverse("ticket_list")}
+    return render(request, template, context, status=status)
+
+
+@ui_view
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = selectors.ticket_get(user=request.user, pk=pk)
+    require(request.user, "view", ticket)
+    return _ticket_page(request, ticket)
+
+
+def _ticket_page(
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    reply_form: Any = None,
+    rating_form: Any = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The ticket page; a form given is a rejected one to show again with its errors."""
+    user = request.user
+    can_reply = ticket.status != Status.CLOSED and can(user, "add", TicketEntry)
+    context: dict[str, Any] = {
+        "ticket": ticket,
+        "entries": selectors.ticket_entries(user=user, ticket=ticket),
+        "can_reply": can_reply,
+    }
+    if user.is_customer_user:
+        done = ticket.status in (Status.RESOLVED, Status.CLOSED)
+        context.update(
+            {
+                "reply_form": reply_form or forms.PortalReplyForm(user=user, instance=ticket),
+                "can_rate": done and ticket.csat_score is None,
+                "rating_form": rating_form or forms.RatingForm(user=user, instance=ticket),
+            }
+        )
+        return render(request, "servicedesk/portal_detail.html", context, status=status)
+    _with_sla([ticket])
+    context.update(
+        {
+            "actions": allowed_actions(user, ticket),
+            "status_actions": forms.status_actions(ticket),
+            "reply_form": reply_form or forms.ReplyForm(user=user, instance=ticket),
+            "history": core_selectors.audit_history(user=user, obj=ticket),
+        }
+    )
+    return render(request, "servicedesk/ticket_detail.html", context, status=status)
+
+
+@ui_view
+@require_POST
+def ticket_reply(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "add", TicketEntry)
+    form_class = forms.PortalReplyForm if user.is_customer_user else forms.ReplyForm
+    form = form_class(request.POST, user=user, instance=ticket)
+    if entry := _save(request, form):
+        if entry.kind == TicketEntry.Kind.NOTE:
+            messages.success(request, _("Internal note added."))
+        else:
+            messages.success(request, _("Reply added."))
+        return redirect(_detail_url(ticket, "timeline"))
+    # Read again: a rolled-back reply may have changed the ticket in memory.
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, reply_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_rate(request: HttpRequest, pk: int) -> HttpResponse:
+    """The customer's satisfaction survey on a resolved ticket."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "view", ticket)
+    if not user.is_customer_user:
+        raise PermissionDenied(_("Only the customer rates a ticket."))
+    form = forms.RatingForm(request.POST, user=user, instance=ticket)
+    if _save(request, form):
+        messages.success(request, _("Thank you for your rating."))
+        return redirect("ticket_detail", pk=ticket.pk)
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, rating_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Moves the ticket along its workflow; a forbidden step is reported and changes nothing."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "change", ticket)
+    form = forms.StatusForm(request.POST, user=user, instance=ticket)
+    if _save(request, form):
+        messages.success(
+            request,
+            _("#%(id)s is now “%(status)s”.")
+            % {"id": ticket.pk, "status": ticket.get_status_display()},
+        )
+    else:
+        _form_errors_as_messages(request, form)
+    return redirect("ticket_detail", pk=ticket.pk)
+
+
+@ui_view
+def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "change", ticket)
+    form = forms.TicketEditForm(_post(request), user=user, instance=ticket)
+    if _save(request, form):
+        _saved(request, ticket)
+        return redirect("ticket_detail", pk=ticket.pk)
+    return _form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": ticket},
+        cancel_url=_detail_url(ticket),
+    )
+
+
+@ui_view
+def ticket_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = selectors.ticket_get(user=request.user, pk=pk)
+    require(request.user, "delete", ticket)
+    return _delete_page(
+        request,
+        ticket,
+        delete=lambda: services.ticket_delete(actor=request.user, ticket=ticket),
+        done_url=reverse("ticket_list"),
+        cancel_url=_detail_url(ticket),
+    )
+
+
+# The customer portal -------------------------------------------------------------------------
+
+
+def _portal_list(request: HttpRequest) -> HttpResponse:
+    """A customer's tickets: their own, or their company's for a customer administrator."""
+    user = request.user
+    form = forms.PortalFilterForm(request.GET)
+    form.is_valid()
+    return _list_page(
+        request,
+        model=Ticket,
+        queryset=selectors.ticket_list(
+            user=user, q=form.cleaned_data.get("q"), is_open=form.is_open()
+        ),
+        order=("-id",),
+        filter_form=form,
+        rows_template="servicedesk/portal_rows.html",
+        title=_("Our company's tickets") if user.is_customer_admin else _("My tickets"),
+        add_url=reverse("ticket_create"),
+    )
