@@ -685,3 +685,20 @@ def test_portal_list_runs_a_fixed_number_of_queries(desk, login, django_assert_m
     for n in range(30):
         ticket(desk.world, title=f"门户{n}", requester=desk.world.contact_a)
     assert _queries(client, _url("ticket_list")) == few
+
+
+def test_audit_log_links_to_tickets_and_contracts(world, client):
+    ticket = services.ticket_create(
+        actor=world.dispatcher, customer=world.customer_a, title="审计链接", channel="phone"
+    )
+    contract = contracts.contract_create(
+        actor=world.admin,
+        customer=world.customer_a,
+        number="LINK-1",
+        name="链接合同",
+        start_date=dt.date(2026, 1, 1),
+    )
+    client.force_login(world.admin)
+    page = client.get(reverse("audit_list")).content.decode()
+    assert reverse("ticket_detail", args=[ticket.pk]) in page
+    assert reverse("contract_detail", args=[contract.pk]) in page

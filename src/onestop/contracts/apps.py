@@ -34,3 +34,9 @@ class ContractsConfig(AppConfig):
             model=BusinessCalendar,
             order=550,
         )
+        for model, url_name in (
+            (Contract, "contract_detail"),
+            (SlaPolicy, "sla_policy_detail"),
+            (BusinessCalendar, "calendar_detail"),
+        ):
+            navigation.register_detail(object_type=model._meta.label_lower, url_name=url_name)

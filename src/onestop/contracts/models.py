@@ -177,7 +177,7 @@ class SlaEscalation(models.Model):
 
     policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="escalations")
     percent = models.PositiveSmallIntegerField(
-        _("at % of the resolution target"),
+        _("share of the resolution target, in percent"),
         validators=[MinValueValidator(1), MaxValueValidator(300)],
     )
     action = models.CharField(_("action"), max_length=16, choices=Action.choices)

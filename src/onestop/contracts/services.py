@@ -361,7 +361,7 @@ def _check_escalations(escalations: list[dict[str, Any]]) -> list[SlaEscalation]
             raise ValidationError({f"escalations.{index}.action": _("Unknown action.")})
         if not isinstance(percent, int) or not 1 <= percent <= 300:
             raise ValidationError(
-                {f"escalations.{index}.percent": _("Between 1 and 300 % of the target.")}
+                {f"escalations.{index}.percent": _("Between 1 and 300 percent of the target.")}
             )
         team, assignee = level.get("team"), level.get("assignee")
         if action == SlaEscalation.Action.REASSIGN and not (team or assignee):

@@ -24,3 +24,13 @@ class CoreConfig(AppConfig):
             navigation.register(
                 key=key, label=label, url_name=f"{key}_list", model=model, order=order
             )
+        for key, model in (
+            ("customer", Customer),
+            ("site", Site),
+            ("contact", Contact),
+            ("team", Team),
+            ("user", User),
+        ):
+            navigation.register_detail(
+                object_type=model._meta.label_lower, url_name=f"{key}_detail"
+            )

@@ -39,3 +39,16 @@ def items_for(user: User) -> list[NavItem]:
     """The entries the user may see, in menu order."""
     ordered = sorted(_items.values(), key=lambda item: (item.order, item.key))
     return [item for item in ordered if can(user, "view", item.model)]
+
+
+_detail_urls: dict[str, str] = {}
+
+
+def register_detail(*, object_type: str, url_name: str) -> None:
+    """Names the detail page of a model (by its label, e.g. "servicedesk.ticket"), so the audit
+    log can link to objects of apps core does not import."""
+    _detail_urls[object_type] = url_name
+
+
+def detail_url_name(object_type: str) -> str | None:
+    return _detail_urls.get(object_type)

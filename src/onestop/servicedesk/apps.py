@@ -17,3 +17,4 @@ class ServicedeskConfig(AppConfig):
         navigation.register(
             key="ticket", label=_("Tickets"), url_name="ticket_list", model=Ticket, order=50
         )
+        navigation.register_detail(object_type="servicedesk.ticket", url_name="ticket_detail")

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name='SlaEscalation',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('percent', models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(300)], verbose_name='at % of the resolution target')),
+                ('percent', models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(300)], verbose_name='share of the resolution target, in percent')),
                 ('action', models.CharField(choices=[('notify', 'Notify'), ('reassign', 'Reassign'), ('raise_priority', 'Raise priority')], max_length=16, verbose_name='action')),
                 ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='reassign to')),
                 ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='escalations', to='contracts.slapolicy')),

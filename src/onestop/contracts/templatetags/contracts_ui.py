@@ -7,8 +7,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 from django.utils.dates import WEEKDAYS
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 from onestop.contracts.models import Contract, Priority
 
@@ -23,7 +22,7 @@ def clock(minute: int) -> str:
 def segments(day: list[list[int]] | None) -> str:
     """One day's hours, e.g. "09:00–12:00, 13:00–18:00"; a day without hours is closed."""
     if not day:
-        return _("closed")
+        return pgettext("weekday without working hours", "closed")
     return ", ".join(f"{clock(start)}–{clock(end)}" for start, end in day)
 
 

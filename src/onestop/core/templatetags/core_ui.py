@@ -14,17 +14,10 @@ from django.urls import reverse
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from onestop.core import navigation
 from onestop.core.models import AuditEvent, ServiceLine
 
 register = template.Library()
-
-DETAIL_URLS = {
-    "core.customer": "customer_detail",
-    "core.site": "site_detail",
-    "core.contact": "contact_detail",
-    "core.team": "team_detail",
-    "core.user": "user_detail",
-}
 
 
 @register.filter
@@ -36,7 +29,7 @@ def service_line_labels(codes: list[str] | None) -> list[str]:
 @register.filter
 def audit_object_url(event: AuditEvent) -> str:
     """The page of the changed object, or "" when it has none (or no longer exists)."""
-    name = DETAIL_URLS.get(event.object_type)
+    name = navigation.detail_url_name(event.object_type)
     if not name or not event.object_id or event.action == AuditEvent.Action.DELETE:
         return ""
     return reverse(name, args=[event.object_id])
