@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from onestop.core import services
 from onestop.core.models import AuditEvent, Contact, Customer, Site, Team, User
@@ -601,3 +602,24 @@ def test_customer_detail_shows_group_sites_contacts_service_and_history(world, l
     assert _url("customer", "detail", child) in page
     child_page = login(world.admin).get(_url("customer", "detail", child)).content.decode()
     assert _url("customer", "detail", world.customer_a) in child_page
+
+
+def test_audit_history_shows_times_in_the_local_zone(world):
+    from django.utils import translation
+
+    from onestop.core.templatetags.core_ui import audit_changes
+    from onestop.servicedesk import services as desk
+
+    ticket = desk.ticket_create(
+        actor=world.dispatcher, customer=world.customer_a, title="时间显示", channel="phone"
+    )
+    desk.ticket_set_status(actor=world.engineer, ticket=ticket, status="resolved")
+    event = AuditEvent.objects.filter(object_type="servicedesk.ticket", action="update").latest(
+        "id"
+    )
+    with translation.override("en"):
+        rows = {str(row["field"]): row for row in audit_changes(event)}
+    assert "Resolved" in rows, list(rows)
+    shown = rows["Resolved"]["after"]
+    local = timezone.localtime(event.occurred_at).strftime("%Y-%m-%d %H:%M")
+    assert shown == local  # 2026-11-30 01:40 in Shanghai, not an ISO string in UTC

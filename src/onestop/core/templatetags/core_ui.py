@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 from typing import Any
 
 import qrcode
@@ -10,7 +11,10 @@ import qrcode.image.svg
 from django import template
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -52,6 +56,13 @@ def _show(field: Any, value: Any) -> str:
         return ", ".join(_show(None, item) for item in value) or "—"
     if isinstance(value, dict):
         return "; ".join(f"{key}: {_show(None, item)}" for key, item in value.items()) or "—"
+    if isinstance(field, models.DateTimeField) and isinstance(value, str):
+        try:
+            instant = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        # Stored in UTC; shown in the zone the page is rendered in, like every other time.
+        return date_format(timezone.localtime(instant), "Y-m-d H:i")
     choices = dict(field.flatchoices) if field is not None and field.choices else {}
     return str(choices.get(value, value))
 
