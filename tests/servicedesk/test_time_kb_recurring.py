@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from onestop.contracts import services as contracts
 from onestop.servicedesk import selectors, services
@@ -37,7 +38,7 @@ def test_block_of_hours_is_drawn_down_and_never_overdrawn(world):
     services.time_entry_create(actor=world.engineer, ticket=ticket, minutes=90)
     services.time_entry_create(actor=world.engineer, ticket=ticket, minutes=60, billable=False)
     assert services.block_minutes_used(ticket.contract) == 90
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError) as caught, translation.override("en"):
         services.time_entry_create(actor=world.engineer, ticket=ticket, minutes=31)
     assert "30 minutes left" in str(caught.value.message_dict["minutes"])
     assert TimeEntry.objects.count() == 2
