@@ -10,7 +10,7 @@ class ServicedeskConfig(AppConfig):
 
     def ready(self) -> None:
         from onestop.core import navigation
-        from onestop.servicedesk.models import Ticket
+        from onestop.servicedesk.models import KnowledgeArticle, Ticket
 
         # First in the menu: tickets are where the desk spends its day. The queue, "my work"
         # and the dispatcher board share the entry (tabs on the pages); customers get their list.
@@ -18,3 +18,13 @@ class ServicedeskConfig(AppConfig):
             key="ticket", label=_("Tickets"), url_name="ticket_list", model=Ticket, order=50
         )
         navigation.register_detail(object_type="servicedesk.ticket", url_name="ticket_detail")
+        navigation.register(
+            key="knowledge",
+            label=_("Knowledge base"),
+            url_name="knowledge_list",
+            model=KnowledgeArticle,
+            order=60,
+        )
+        navigation.register_detail(
+            object_type="servicedesk.knowledgearticle", url_name="knowledge_detail"
+        )

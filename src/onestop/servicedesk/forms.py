@@ -16,18 +16,28 @@ from django.utils.translation import gettext_lazy as _
 from onestop.contracts.models import Priority
 from onestop.core import selectors as core_selectors
 from onestop.core.errors import ConflictError
-from onestop.core.forms import BLANK, ChoiceField, CustomerChoiceField, SearchForm, ServiceForm
+from onestop.core.forms import (
+    BLANK,
+    ChoiceField,
+    CustomerChoiceField,
+    CustomerMultipleChoiceField,
+    SearchForm,
+    ServiceForm,
+)
 from onestop.core.models import Contact, Customer, Site, Team, User
 from onestop.servicedesk import selectors, services
 from onestop.servicedesk.models import (
     PRIORITY_MATRIX,
     TRANSITIONS,
     Channel,
+    KnowledgeArticle,
     Level,
+    RecurringTicket,
     Status,
     Ticket,
     TicketEntry,
     TicketType,
+    TimeEntry,
 )
 
 OPEN, ALL = "open", "all"
@@ -539,3 +549,282 @@ class PortalFilterForm(SearchForm):
 
     def is_open(self) -> bool | None:
         return {OPEN: True, "done": False}.get(self.cleaned_data.get("status", ""))
+
+
+# The ticket page's side tools: files, people, links, merge, time --------------------------------
+
+LINK_CHOICES_LIMIT = 200
+
+
+class TicketChoiceField(ChoiceField):
+    def label_from_instance(self, obj: Ticket) -> str:
+        return f"#{obj.pk} {obj.title}"
+
+
+class TicketMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Ticket) -> str:
+        return f"#{obj.pk} {obj.title}"
+
+
+class ContactMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Contact) -> str:
+        return f"{obj.name} · {obj.title}" if obj.title else obj.name
+
+
+class StaffMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return person_label(obj)
+
+
+def _sibling_tickets(user: User, ticket: Ticket) -> QuerySet[Ticket]:
+    """Other tickets of the same customer, newest first, for the link and merge pickers."""
+    qs = selectors.ticket_list(user=user, customer_id=ticket.customer_id).exclude(pk=ticket.pk)
+    ids = list(qs.order_by("-id").values_list("pk", flat=True)[:LINK_CHOICES_LIMIT])
+    return Ticket.objects.filter(pk__in=ids).only("pk", "title").order_by("-id")
+
+
+class AttachForm(ServiceForm):
+    """A file on the ticket; staff choose whether the customer sees it."""
+
+    file = forms.FileField(label=_("file"))
+    is_public = forms.BooleanField(label=_("visible to the customer"), required=False, initial=True)
+
+    def __init__(self, *args: Any, user: User, instance: Ticket, **kwargs: Any):
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        if user.is_customer_user:
+            del self.fields["is_public"]
+
+    def perform(self) -> Any:
+        try:
+            return services.ticket_attach(
+                actor=self.user,
+                ticket=self.instance,
+                upload=self.cleaned_data["file"],
+                is_public=self.cleaned_data.get("is_public", True),
+            )
+        except ConflictError as exc:
+            raise ValidationError(exc.message) from exc
+
+
+class PeopleForm(ServiceForm):
+    """Watchers (staff) and the customer's contacts in copy, parent and related tickets."""
+
+    watchers = StaffMultipleChoiceField(
+        label=_("watchers"), queryset=User.objects.none(), required=False
+    )
+    cc_contacts = ContactMultipleChoiceField(
+        label=_("in copy"), queryset=Contact.objects.none(), required=False
+    )
+    parent = TicketChoiceField(
+        label=_("parent ticket"), queryset=Ticket.objects.none(), required=False
+    )
+    related = TicketMultipleChoiceField(
+        label=_("related tickets"), queryset=Ticket.objects.none(), required=False
+    )
+
+    def __init__(self, *args: Any, user: User, instance: Ticket, **kwargs: Any):
+        kwargs.setdefault(
+            "initial",
+            {
+                "watchers": [u.pk for u in instance.watchers.all()],
+                "cc_contacts": [c.pk for c in instance.cc_contacts.all()],
+                "parent": instance.parent_id,
+                "related": [t.pk for t in instance.related.all()],
+            },
+        )
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        self.fields["watchers"].queryset = core_selectors.staff_choices(user=user)
+        self.fields["cc_contacts"].queryset = core_selectors.contact_list(
+            user=user, customer_id=instance.customer_id
+        )
+        siblings = _sibling_tickets(user, instance)
+        self.fields["parent"].queryset = siblings
+        self.fields["related"].queryset = siblings
+
+    def perform(self) -> Ticket:
+        data = self.cleaned_data
+        return services.ticket_update(
+            actor=self.user,
+            ticket=self.instance,
+            watchers=list(data["watchers"]),
+            cc_contacts=list(data["cc_contacts"]),
+            related=list(data["related"]),
+            parent=data["parent"],
+        )
+
+
+class MergeForm(ServiceForm):
+    """Merges this ticket (the duplicate) into another ticket of the same customer."""
+
+    target = TicketChoiceField(label=_("merge into"), queryset=Ticket.objects.none())
+
+    def __init__(self, *args: Any, user: User, instance: Ticket, **kwargs: Any):
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        self.fields["target"].queryset = _sibling_tickets(user, instance)
+
+    def perform(self) -> Ticket:
+        try:
+            return services.ticket_merge(
+                actor=self.user, source=self.instance, target=self.cleaned_data["target"]
+            )
+        except ConflictError as exc:
+            raise ValidationError(exc.message) from exc
+
+
+class TimeEntryForm(ServiceForm):
+    """Work time on the ticket; billable time under a block of hours draws it down."""
+
+    minutes = forms.IntegerField(label=_("minutes"), min_value=1, max_value=24 * 60)
+    date = forms.DateField(
+        label=_("date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    kind = forms.ChoiceField(label=_("kind"), choices=TimeEntry.Kind.choices)
+    billable = forms.BooleanField(label=_("billable"), required=False, initial=True)
+    note = forms.CharField(label=_("note"), max_length=500, required=False)
+
+    def perform(self) -> TimeEntry:
+        data = self.cleaned_data
+        return services.time_entry_create(
+            actor=self.user,
+            ticket=self.instance,
+            minutes=data["minutes"],
+            date=data["date"],
+            kind=data["kind"],
+            billable=data["billable"],
+            note=data["note"],
+        )
+
+
+# Knowledge base ------------------------------------------------------------------------------
+
+
+class KnowledgeFilterForm(SearchForm):
+    search_hint = _("Title, text or category")
+
+
+class KnowledgeArticleForm(ServiceForm):
+    """An article; "selected customers" needs the customers ticked below."""
+
+    title = forms.CharField(label=_("title"), max_length=200)
+    category = forms.CharField(label=_("category"), max_length=100, required=False)
+    body = forms.CharField(label=_("text"), widget=forms.Textarea(attrs={"rows": 12}))
+    visibility = forms.ChoiceField(
+        label=_("visible to"),
+        choices=KnowledgeArticle.Visibility.choices,
+        initial=KnowledgeArticle.Visibility.INTERNAL,
+        widget=forms.RadioSelect,
+    )
+    customers = CustomerMultipleChoiceField(
+        label=_("customers"),
+        queryset=Customer.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Only for “Selected customers”."),
+    )
+    is_published = forms.BooleanField(
+        label=_("published"),
+        required=False,
+        help_text=_("Customers read only published articles."),
+    )
+
+    def __init__(self, *args: Any, user: User, instance: KnowledgeArticle | None = None, **kw):
+        if instance is not None:
+            initial = {
+                name: getattr(instance, name) for name in self.base_fields if name != "customers"
+            }
+            initial["customers"] = [c.pk for c in instance.customers.all()]
+            kw.setdefault("initial", initial)
+        super().__init__(*args, user=user, instance=instance, **kw)
+        self.fields["customers"].queryset = core_selectors.customer_choices(user=user)
+
+    def perform(self) -> KnowledgeArticle:
+        data = dict(self.cleaned_data)
+        customers = list(data.pop("customers"))
+        if self.instance is None:
+            return services.knowledge_article_create(actor=self.user, customers=customers, **data)
+        return services.knowledge_article_update(
+            actor=self.user, article=self.instance, customers=customers, **data
+        )
+
+
+# Recurring tickets ---------------------------------------------------------------------------
+
+WEEKDAYS = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
+
+class RecurringFilterForm(SearchForm):
+    search_hint = _("Title")
+    customer = CustomerChoiceField(
+        label=_("customer"), queryset=Customer.objects.none(), required=False
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+
+
+class RecurringTicketForm(ServiceForm):
+    """A schedule that opens a ticket for a customer; the customer is fixed once created."""
+
+    customer = CustomerChoiceField(label=_("customer"), queryset=Customer.objects.none())
+    title = forms.CharField(label=_("title"), max_length=200)
+    description = forms.CharField(
+        label=_("description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    type = forms.ChoiceField(
+        label=_("type"), choices=TicketType.choices, initial=TicketType.SERVICE_REQUEST
+    )
+    priority = forms.ChoiceField(label=_("priority"), choices=Priority.choices, initial="P3")
+    team = ChoiceField(label=_("team"), queryset=Team.objects.none(), required=False)
+    assignee = StaffChoiceField(label=_("assignee"), queryset=User.objects.none(), required=False)
+    frequency = forms.ChoiceField(label=_("frequency"), choices=RecurringTicket.Frequency.choices)
+    weekday = forms.TypedChoiceField(
+        label=_("weekday"),
+        choices=[("", "—"), *WEEKDAYS],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text=_("Weekly only."),
+    )
+    day_of_month = forms.IntegerField(
+        label=_("day of month"),
+        min_value=1,
+        max_value=31,
+        required=False,
+        help_text=_("Monthly only; 31 means the last day of shorter months."),
+    )
+    time_of_day = forms.TimeField(
+        label=_("time of day"),
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=_("In the server's time zone."),
+    )
+    is_active = forms.BooleanField(label=_("active"), required=False, initial=True)
+
+    def __init__(
+        self, *args: Any, user: User, instance: RecurringTicket | None = None, **kwargs: Any
+    ):
+        if instance is not None:
+            kwargs.setdefault(
+                "initial", {name: getattr(instance, name) for name in self.base_fields}
+            )
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+        if instance is not None:
+            self.fields["customer"].disabled = True
+        self.fields["team"].queryset = core_selectors.team_list(user=user).prefetch_related(None)
+        self.fields["assignee"].queryset = core_selectors.staff_choices(user=user)
+
+    def perform(self) -> RecurringTicket:
+        data = dict(self.cleaned_data)
+        customer = data.pop("customer")
+        if self.instance is None:
+            return services.recurring_ticket_create(actor=self.user, customer=customer, **data)
+        return services.recurring_ticket_update(actor=self.user, recurring=self.instance, **data)

@@ -8,6 +8,18 @@ urlpatterns = [
     path("tickets/mine/", views.ticket_mine, name="ticket_mine"),
     path("tickets/board/", views.ticket_board, name="ticket_board"),
     path("tickets/bulk/", views.ticket_bulk, name="ticket_bulk"),
+    path("tickets/recurring/", views.ticket_recurring_list, name="ticket_recurring_list"),
+    path("tickets/recurring/new/", views.ticket_recurring_create, name="ticket_recurring_create"),
+    path(
+        "tickets/recurring/<int:pk>/edit/",
+        views.ticket_recurring_edit,
+        name="ticket_recurring_edit",
+    ),
+    path(
+        "tickets/recurring/<int:pk>/delete/",
+        views.ticket_recurring_delete,
+        name="ticket_recurring_delete",
+    ),
     path("tickets/new/", views.ticket_create, name="ticket_create"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket_detail"),
     path("tickets/<int:pk>/edit/", views.ticket_edit, name="ticket_edit"),
@@ -15,4 +27,14 @@ urlpatterns = [
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<int:pk>/status/", views.ticket_status, name="ticket_status"),
     path("tickets/<int:pk>/rate/", views.ticket_rate, name="ticket_rate"),
+    path("tickets/<int:pk>/attach/", views.ticket_attach, name="ticket_attach"),
+    path("tickets/<int:pk>/people/", views.ticket_people, name="ticket_people"),
+    path("tickets/<int:pk>/merge/", views.ticket_merge, name="ticket_merge"),
+    path("tickets/<int:pk>/time/", views.ticket_time, name="ticket_time"),
+    # The knowledge base has its own menu entry ("knowledge").
+    path("kb/", views.knowledge_list, name="knowledge_list"),
+    path("kb/new/", views.knowledge_create, name="knowledge_create"),
+    path("kb/<int:pk>/", views.knowledge_detail, name="knowledge_detail"),
+    path("kb/<int:pk>/edit/", views.knowledge_edit, name="knowledge_edit"),
+    path("kb/<int:pk>/delete/", views.knowledge_delete, name="knowledge_delete"),
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import F
+from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,12 +23,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from onestop.contracts.models import Contract
 from onestop.core import selectors as core_selectors
 from onestop.core.forms import ServiceForm
 from onestop.core.models import Team, User
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
     Page,
+    _created,
     _delete_page,
     _form_page,
     _list_page,
@@ -41,10 +43,18 @@ from onestop.core.views import (
     ui_view,
 )
 from onestop.servicedesk import forms, selectors, services
-from onestop.servicedesk.models import Status, Ticket, TicketEntry
+from onestop.servicedesk.models import (
+    KnowledgeArticle,
+    RecurringTicket,
+    Status,
+    Ticket,
+    TicketEntry,
+    TimeEntry,
+)
 
 MINE_LIMIT = 100
 BOARD_LIMIT = 30
+DETAIL_LIMIT = 50
 # The "at risk" column looks among the running tickets due soonest: a ticket due after a
 # hundred others is rarely close to its due time, and it comes up as those are worked off.
 BOARD_CANDIDATES = 100
@@ -215,6 +225,7 @@ def _ticket_page(
     reply_form: Any = None,
     rating_form: Any = None,
     status: int = 200,
+    **rejected: Any,
 ) -> HttpResponse:
     """The ticket page; a form given is a rejected one to show again with its errors."""
     user = request.user
@@ -223,6 +234,9 @@ def _ticket_page(
         "ticket": ticket,
         "entries": selectors.ticket_entries(user=user, ticket=ticket),
         "can_reply": can_reply,
+        "attachments": list(selectors.attachment_list(user=user, ticket=ticket)),
+        "attach_form": rejected.get("attach_form")
+        or (forms.AttachForm(user=user, instance=ticket) if can_reply else None),
     }
     if user.is_customer_user:
         done = ticket.status in (Status.RESOLVED, Status.CLOSED)
@@ -235,15 +249,117 @@ def _ticket_page(
         )
         return render(request, "servicedesk/portal_detail.html", context, status=status)
     _with_sla([ticket])
+    actions = allowed_actions(user, ticket)
+    can_link = "change" in actions and ticket.is_open
     context.update(
         {
-            "actions": allowed_actions(user, ticket),
+            "actions": actions,
             "status_actions": forms.status_actions(ticket),
             "reply_form": reply_form or forms.ReplyForm(user=user, instance=ticket),
             "history": core_selectors.audit_history(user=user, obj=ticket),
+            "watchers": list(ticket.watchers.all()),
+            "cc_contacts": list(ticket.cc_contacts.all()),
+            "related": list(ticket.related.all()),
+            "children": list(ticket.children.only("pk", "title", "status")[:DETAIL_LIMIT]),
+            "people_form": rejected.get("people_form")
+            or (forms.PeopleForm(user=user, instance=ticket) if can_link else None),
+            "merge_form": rejected.get("merge_form")
+            or (forms.MergeForm(user=user, instance=ticket) if can_link else None),
         }
     )
+    context.update(_time_context(request, ticket, rejected.get("time_form")))
     return render(request, "servicedesk/ticket_detail.html", context, status=status)
+
+
+def _time_context(request: HttpRequest, ticket: Ticket, time_form: Any) -> dict[str, Any]:
+    """The ticket's time entries (the latest ones), their total and the block-of-hours balance."""
+    user = request.user
+    if not can(user, "view", TimeEntry):
+        return {}
+    entries = selectors.time_entry_list(user=user, ticket_id=ticket.pk)
+    latest = list(entries[: DETAIL_LIMIT + 1])
+    context: dict[str, Any] = {
+        "time_entries": latest[:DETAIL_LIMIT],
+        "time_more": len(latest) > DETAIL_LIMIT,
+        "time_total": entries.aggregate(total=Sum("minutes"))["total"] or 0,
+        "time_form": time_form
+        or (
+            forms.TimeEntryForm(user=user, instance=ticket)
+            if can(user, "add", TimeEntry) and ticket.status != Status.CLOSED
+            else None
+        ),
+    }
+    contract = ticket.contract
+    if contract is not None and contract.pricing == Contract.Pricing.BLOCK_HOURS:
+        used = services.block_minutes_used(contract)
+        context["block_balance"] = {
+            "total": contract.block_minutes or 0,
+            "used": used,
+            "left": (contract.block_minutes or 0) - used,
+        }
+    return context
+
+
+@ui_view
+@require_POST
+def ticket_attach(request: HttpRequest, pk: int) -> HttpResponse:
+    """Uploads a file to the ticket (customers: always visible to them)."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "add", TicketEntry)
+    form = forms.AttachForm(request.POST, request.FILES, user=user, instance=ticket)
+    if attachment := _save(request, form):
+        messages.success(request, _("“%(name)s” attached.") % {"name": attachment.name})
+        return redirect(_detail_url(ticket, "attachments"))
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, attach_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_people(request: HttpRequest, pk: int) -> HttpResponse:
+    """Watchers, contacts in copy, parent and related tickets."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "change", ticket)
+    form = forms.PeopleForm(request.POST, user=user, instance=ticket)
+    if _save(request, form):
+        _saved(request, ticket)
+        return redirect(_detail_url(ticket, "people"))
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, people_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Merges this ticket (a duplicate) into another of the same customer."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "change", ticket)
+    form = forms.MergeForm(request.POST, user=user, instance=ticket)
+    if target := _save(request, form):
+        messages.success(
+            request, _("#%(id)s merged into #%(target)s.") % {"id": ticket.pk, "target": target.pk}
+        )
+        return redirect("ticket_detail", pk=target.pk)
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, merge_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_time(request: HttpRequest, pk: int) -> HttpResponse:
+    """Logs work time on the ticket; an overdrawn block of hours is refused on the form."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "add", TimeEntry)
+    form = forms.TimeEntryForm(request.POST, user=user, instance=ticket)
+    if _save(request, form):
+        messages.success(request, _("Time logged."))
+        return redirect(_detail_url(ticket, "time"))
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, time_form=form, status=400)
 
 
 @ui_view
@@ -350,4 +466,153 @@ def _portal_list(request: HttpRequest) -> HttpResponse:
         rows_template="servicedesk/portal_rows.html",
         title=_("Our company's tickets") if user.is_customer_admin else _("My tickets"),
         add_url=reverse("ticket_create"),
+    )
+
+
+# Knowledge base ------------------------------------------------------------------------------
+
+
+@ui_view
+def knowledge_list(request: HttpRequest) -> HttpResponse:
+    """Staff: every article; customers: the published ones meant for them."""
+    user = request.user
+    require(user, "view", KnowledgeArticle)
+    form = forms.KnowledgeFilterForm(request.GET)
+    form.is_valid()
+    return _list_page(
+        request,
+        model=KnowledgeArticle,
+        queryset=selectors.knowledge_article_list(user=user, q=form.cleaned_data.get("q"))
+        .prefetch_related(None)
+        .select_related("author"),
+        order=("title", "id"),
+        filter_form=form,
+        rows_template="servicedesk/knowledge_rows.html",
+        title=_("Knowledge base"),
+        add_url=reverse("knowledge_create"),
+    )
+
+
+@ui_view
+def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    article = selectors.knowledge_article_get(user=user, pk=pk)
+    require(user, "view", article)
+    context: dict[str, Any] = {"article": article, "actions": allowed_actions(user, article)}
+    if user.is_provider_staff:
+        context["history"] = core_selectors.audit_history(user=user, obj=article)
+    return render(request, "servicedesk/knowledge_detail.html", context)
+
+
+@ui_view
+def knowledge_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", KnowledgeArticle)
+    form = forms.KnowledgeArticleForm(_post(request), user=request.user)
+    if article := _save(request, form):
+        _created(request, article)
+        return redirect("knowledge_detail", pk=article.pk)
+    return _form_page(request, form, title=_("New article"), cancel_url=reverse("knowledge_list"))
+
+
+@ui_view
+def knowledge_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    article = selectors.knowledge_article_get(user=request.user, pk=pk)
+    require(request.user, "change", article)
+    form = forms.KnowledgeArticleForm(_post(request), user=request.user, instance=article)
+    if _save(request, form):
+        _saved(request, article)
+        return redirect("knowledge_detail", pk=article.pk)
+    return _form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": article},
+        cancel_url=reverse("knowledge_detail", args=[article.pk]),
+    )
+
+
+@ui_view
+def knowledge_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    article = selectors.knowledge_article_get(user=request.user, pk=pk)
+    require(request.user, "delete", article)
+    return _delete_page(
+        request,
+        article,
+        delete=lambda: services.knowledge_article_delete(actor=request.user, article=article),
+        done_url=reverse("knowledge_list"),
+        cancel_url=reverse("knowledge_detail", args=[article.pk]),
+    )
+
+
+# Recurring tickets ---------------------------------------------------------------------------
+
+
+@ui_view
+def ticket_recurring_list(request: HttpRequest) -> HttpResponse:
+    """The schedules that open tickets, the next one due first."""
+    user = request.user
+    require(user, "view", RecurringTicket)
+    form = forms.RecurringFilterForm(request.GET, user=user)
+    form.is_valid()
+    customer = form.cleaned_data.get("customer")
+    queryset = selectors.recurring_ticket_list(
+        user=user, customer_id=customer.pk if customer else None
+    )
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(title__icontains=q)
+    return _list_page(
+        request,
+        model=RecurringTicket,
+        queryset=queryset,
+        order=("next_run_at", "id"),
+        filter_form=form,
+        rows_template="servicedesk/recurring_rows.html",
+        title=_("Recurring tickets"),
+        add_url=reverse("ticket_recurring_create"),
+    )
+
+
+@ui_view
+def ticket_recurring_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", RecurringTicket)
+    customer = _preset_customer(request)
+    form = forms.RecurringTicketForm(
+        _post(request), user=request.user, initial={"customer": customer}
+    )
+    if recurring := _save(request, form):
+        _created(request, recurring)
+        return redirect("ticket_recurring_list")
+    return _form_page(
+        request,
+        form,
+        title=_("New recurring ticket"),
+        cancel_url=reverse("ticket_recurring_list"),
+    )
+
+
+@ui_view
+def ticket_recurring_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
+    require(request.user, "change", recurring)
+    form = forms.RecurringTicketForm(_post(request), user=request.user, instance=recurring)
+    if _save(request, form):
+        _saved(request, recurring)
+        return redirect("ticket_recurring_list")
+    return _form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": recurring},
+        cancel_url=reverse("ticket_recurring_list"),
+    )
+
+
+@ui_view
+def ticket_recurring_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
+    require(request.user, "delete", recurring)
+    return _delete_page(
+        request,
+        recurring,
+        delete=lambda: services.recurring_ticket_delete(actor=request.user, recurring=recurring),
+        done_url=reverse("ticket_recurring_list"),
+        cancel_url=reverse("ticket_recurring_edit", args=[recurring.pk]),
     )

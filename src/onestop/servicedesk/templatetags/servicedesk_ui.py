@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.translation import gettext_lazy as _
 
+from onestop.core.permissions import allowed_actions
 from onestop.servicedesk import selectors
-from onestop.servicedesk.models import Status
+from onestop.servicedesk.forms import WEEKDAYS
+from onestop.servicedesk.models import RecurringTicket, Status
 
 register = template.Library()
 
@@ -50,3 +53,14 @@ def event_text(body: str) -> str:
         return body
     old, new = (Status(code).label for code in match.groups())
     return f"{old} → {new}"
+
+
+@register.simple_tag
+def recurring_actions(user: Any) -> set[str]:
+    """What the user's role may do with schedules (the rows are already in scope)."""
+    return allowed_actions(user, RecurringTicket)
+
+
+@register.filter
+def weekday_label(value: int | None) -> str:
+    return str(dict(WEEKDAYS).get(value, "—"))
