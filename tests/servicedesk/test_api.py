@@ -136,3 +136,21 @@ def test_satisfaction_survey_once_after_resolution(world):
         DomainEvent.objects.filter(name="ticket.csat_received", object_id=str(ticket.pk)).count()
         == 1
     )
+
+
+def test_search_finds_public_replies_but_never_internal_notes(world):
+    ticket = _ticket(world, requester_user=world.portal_a)
+    services.ticket_reply(actor=world.engineer, ticket=ticket, body="已更换硒鼓")
+    services.ticket_reply(
+        actor=world.engineer, ticket=ticket, body="客户机房钥匙在前台", kind="note"
+    )
+    services.ticket_update(actor=world.dispatcher, ticket=ticket, title="打印模糊")
+    staff = api_client(world.engineer)
+    assert [t["id"] for t in call(staff, "get", "/api/v1/tickets", q="硒鼓").body["results"]] == [
+        ticket.pk
+    ]
+    assert call(staff, "get", "/api/v1/tickets", q="钥匙").body["results"] == []
+    portal = api_client(world.portal_a)
+    assert [t["id"] for t in call(portal, "get", "/api/v1/tickets", q="硒鼓").body["results"]] == [
+        ticket.pk
+    ]

@@ -102,6 +102,15 @@ def _recompute_due(ticket: Ticket) -> None:
     ticket.sla_provisional = due.provisional
 
 
+def _search_text(ticket: Ticket) -> str:
+    """Title, description and public replies; internal notes stay out of the key, so a
+    customer's search can never match text they may not read."""
+    replies = TicketEntry.objects.filter(
+        ticket=ticket, is_public=True, kind__in=[TicketEntry.Kind.REPLY, TicketEntry.Kind.CALL]
+    ).values_list("body", flat=True)
+    return search_key(ticket.title, ticket.description, *replies)
+
+
 def _check_refs(ticket: Ticket) -> None:
     errors = {}
     if ticket.contract_id and ticket.contract.customer_id != ticket.customer_id:
@@ -250,7 +259,7 @@ def ticket_update(
         ticket.status = Status.ASSIGNED
     _check_refs(ticket)
     _check_people(ticket, watchers, cc_contacts, related)
-    ticket.search_text = search_key(ticket.title, ticket.description)
+    ticket.search_text = _search_text(ticket)
     _recompute_due(ticket)
     ticket.full_clean()
     ticket.save()
@@ -386,6 +395,9 @@ def ticket_reply(
         is_public=is_public,
         author_contact=author_contact,
     )
+    if is_public:
+        ticket.search_text = _search_text(ticket)
+        Ticket.objects.filter(pk=ticket.pk).update(search_text=ticket.search_text)
     staff = actor is not None and actor.is_provider_staff
     if staff and is_public and ticket.first_response_at is None and not by_customer:
         before = audit.snapshot(ticket)
