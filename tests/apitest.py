@@ -354,6 +354,17 @@ def _make_article(world, customer):
     )
 
 
+def _make_canned_reply(world, customer):
+    # Shared with the team serving the customer: staff of other teams must not see it.
+    team = world.team_a if customer == world.customer_a else world.team_b
+    return ticket_services.canned_reply_create(
+        actor=world.admin,
+        title=f"{customer.short_code} 常用回复 {next(_n)}",
+        body="您好",
+        team=team,
+    )
+
+
 def _make_recurring(world, customer):
     return ticket_services.recurring_ticket_create(
         actor=None,
@@ -398,6 +409,17 @@ RESOURCES += [
         filters=[("q", lambda w: "AAA")],
         refused_writer="portal_admin_a",
         customer_scoped=False,  # the provider's knowledge: all staff read it
+    ),
+    Resource(
+        name="canned-replies",
+        path="/api/v1/canned-replies",
+        label="servicedesk.cannedreply",
+        make=_make_canned_reply,
+        create=lambda w: {"title": "重启打印机", "body": "请先关闭打印机电源，30 秒后再打开。"},
+        patch={"body": "请按住电源键 10 秒。"},
+        patch_check=lambda obj: obj.body == "请按住电源键 10 秒。",
+        filters=[("q", lambda w: "AAA")],
+        refused_writer="sales",
     ),
     Resource(
         name="recurring-tickets",

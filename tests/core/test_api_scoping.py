@@ -23,6 +23,11 @@ SPECIAL_ROUTES = {
     "/api/v1/auth/tokens",
     "/api/v1/auth/tokens/{id}",
     "/api/v1/attachments/{id}/download",
+    # A user's own inbox: tests/notify/test_notifications.py shows nobody reads another's.
+    "/api/v1/notifications",
+    "/api/v1/notifications/{id}",
+    "/api/v1/notifications/{id}/read",
+    "/api/v1/notifications/read-all",
 }
 
 

@@ -8,6 +8,7 @@ from onestop import __version__
 from onestop.contracts.api import router as contracts_router
 from onestop.core.api import router as core_router
 from onestop.core.api_base import SessionAuth, TokenAuth, install_problem_handlers
+from onestop.notify.api import router as notify_router
 from onestop.servicedesk.api import router as servicedesk_router
 
 api = NinjaAPI(
@@ -26,3 +27,4 @@ install_problem_handlers(api)
 api.add_router("/", core_router)
 api.add_router("/", contracts_router)
 api.add_router("/", servicedesk_router)
+api.add_router("/", notify_router)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "onestop.web",
     "onestop.core",
     "onestop.contracts",
+    "onestop.notify",
     "onestop.servicedesk",
 ]
 

@@ -38,6 +38,7 @@ urlpatterns = [
     path("", include("onestop.core.urls")),
     path("", include("onestop.contracts.urls")),
     path("", include("onestop.servicedesk.urls")),
+    path("", include("onestop.notify.urls")),
 ]
 
 if settings.DEBUG:

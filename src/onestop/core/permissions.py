@@ -91,11 +91,30 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "change": STAFF,
         "delete": frozenset({ADMIN, MANAGER}),
     },
+    "cannedreply": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "delete": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
+    "savedticketview": {
+        "view": STAFF,
+        "add": STAFF,
+        "delete": STAFF,
+    },
+    "teamrouting": {
+        "view": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+    },
     "recurringticket": {
         "view": STAFF,
         "add": frozenset({ADMIN, MANAGER, DISPATCHER}),
         "change": frozenset({ADMIN, MANAGER, DISPATCHER}),
         "delete": frozenset({ADMIN, MANAGER, DISPATCHER}),
+    },
+    "notification": {
+        "view": EVERYONE,
+        "change": EVERYONE,
     },
     "auditevent": {
         "view": STAFF,
@@ -110,6 +129,10 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
 RULES = {
     "user": "Only an administrator may create, change or delete an administrator account.",
     "apitoken": "Everyone manages only their own tokens.",
+    "cannedreply": "Staff see global canned replies and those of their own teams; admins and "
+    "managers see all. A reply can be shared only with one of its author's teams.",
+    "savedticketview": "Everyone deletes only their own saved views; a shared view is seen by "
+    "its owner's team-mates.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

@@ -14,6 +14,7 @@ from onestop.core.models import Contact, Customer, Site, Team, User
 from onestop.core.permissions import can, require
 from onestop.servicedesk import selectors, services
 from onestop.servicedesk.models import (
+    CannedReply,
     KnowledgeArticle,
     Level,
     RecurringTicket,
@@ -582,3 +583,75 @@ def download_attachment(request: HttpRequest, id: int):
         filename=attachment.name,
         content_type=attachment.content_type,
     )
+
+
+# Canned replies -------------------------------------------------------------------------------
+
+
+class CannedReplyOut(Schema):
+    id: int
+    title: str
+    body: str
+    team_id: int | None
+    created_by_id: int | None
+    updated_at: dt.datetime
+
+
+class CannedReplyIn(InputSchema):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000)
+    team_id: int | None = None
+
+
+class CannedReplyPatch(InputSchema):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    body: str | None = Field(None, min_length=1, max_length=100_000)
+    team_id: int | None = None
+
+
+class CannedReplyFilters(Schema):
+    q: str | None = None
+    team_id: int | None = None
+
+
+def _canned_refs(user, data: dict) -> dict:
+    if "team_id" in data:
+        data["team"] = resolve_one(user, Team, data.pop("team_id"), "team_id")
+    return data
+
+
+@router.get("/canned-replies", response=list[CannedReplyOut], tags=["canned replies"])
+@paginate(Cursor)
+def list_canned_replies(request: HttpRequest, filters: Query[CannedReplyFilters]):
+    require(request.user, "view", CannedReply)
+    return selectors.canned_reply_list(user=request.user, **filters.dict())
+
+
+@router.get("/canned-replies/{int:id}", response=CannedReplyOut, tags=["canned replies"])
+def get_canned_reply(request: HttpRequest, id: int):
+    return selectors.canned_reply_get(user=request.user, pk=id)
+
+
+@router.post("/canned-replies", response={201: CannedReplyOut}, tags=["canned replies"])
+def create_canned_reply(request: HttpRequest, payload: CannedReplyIn):
+    require(request.user, "add", CannedReply)
+    data = _canned_refs(request.user, payload.dict())
+    reply = services.canned_reply_create(actor=request.user, **data)
+    return Status(201, selectors.canned_reply_get(user=request.user, pk=reply.pk))
+
+
+@router.patch("/canned-replies/{int:id}", response=CannedReplyOut, tags=["canned replies"])
+def update_canned_reply(request: HttpRequest, id: int, payload: CannedReplyPatch):
+    reply = selectors.canned_reply_get(user=request.user, pk=id)
+    require(request.user, "change", reply)
+    data = _canned_refs(request.user, payload.dict(exclude_unset=True))
+    services.canned_reply_update(actor=request.user, reply=reply, **data)
+    return selectors.canned_reply_get(user=request.user, pk=id)
+
+
+@router.delete("/canned-replies/{int:id}", response={204: None}, tags=["canned replies"])
+def delete_canned_reply(request: HttpRequest, id: int):
+    reply = selectors.canned_reply_get(user=request.user, pk=id)
+    require(request.user, "delete", reply)
+    services.canned_reply_delete(actor=request.user, reply=reply)
+    return Status(204, None)

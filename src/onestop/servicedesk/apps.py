@@ -10,7 +10,9 @@ class ServicedeskConfig(AppConfig):
 
     def ready(self) -> None:
         from onestop.core import navigation
+        from onestop.notify.registry import register_recipients
         from onestop.servicedesk.models import KnowledgeArticle, Ticket
+        from onestop.servicedesk.selectors import ticket_notification_recipients
 
         # First in the menu: tickets are where the desk spends its day. The queue, "my work"
         # and the dispatcher board share the entry (tabs on the pages); customers get their list.
@@ -27,4 +29,7 @@ class ServicedeskConfig(AppConfig):
         )
         navigation.register_detail(
             object_type="servicedesk.knowledgearticle", url_name="knowledge_detail"
+        )
+        register_recipients(
+            object_type="servicedesk.ticket", resolver=ticket_notification_recipients
         )

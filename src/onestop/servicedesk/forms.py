@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -29,11 +30,14 @@ from onestop.servicedesk import selectors, services
 from onestop.servicedesk.models import (
     PRIORITY_MATRIX,
     TRANSITIONS,
+    CannedReply,
     Channel,
     KnowledgeArticle,
     Level,
     RecurringTicket,
+    SavedTicketView,
     Status,
+    TeamRouting,
     Ticket,
     TicketEntry,
     TicketType,
@@ -828,3 +832,91 @@ class RecurringTicketForm(ServiceForm):
         if self.instance is None:
             return services.recurring_ticket_create(actor=self.user, customer=customer, **data)
         return services.recurring_ticket_update(actor=self.user, recurring=self.instance, **data)
+
+
+# Canned replies ------------------------------------------------------------------------------
+
+
+class CannedReplyFilterForm(SearchForm):
+    search_hint = _("Title or text")
+
+
+class CannedReplyForm(ServiceForm):
+    """A canned reply; without a team every staff member may use it."""
+
+    title = forms.CharField(label=_("title"), max_length=200)
+    body = forms.CharField(label=_("text"), widget=forms.Textarea(attrs={"rows": 8}))
+    team = ChoiceField(
+        label=_("team"),
+        queryset=Team.objects.none(),
+        required=False,
+        help_text=_("Empty: every staff member may use it."),
+    )
+
+    def __init__(self, *args: Any, user: User, instance: CannedReply | None = None, **kw: Any):
+        if instance is not None:
+            kw.setdefault("initial", {name: getattr(instance, name) for name in self.base_fields})
+        super().__init__(*args, user=user, instance=instance, **kw)
+        self.fields["team"].queryset = selectors.canned_reply_team_choices(user=user)
+
+    def perform(self) -> CannedReply:
+        if self.instance is None:
+            return services.canned_reply_create(actor=self.user, **self.cleaned_data)
+        return services.canned_reply_update(
+            actor=self.user, reply=self.instance, **self.cleaned_data
+        )
+
+
+# Saved ticket views --------------------------------------------------------------------------
+
+
+def queue_query(data: Any) -> str:
+    """The queue's filters in `data`, as a query string: only known filters, never a page
+    cursor, so a saved view always opens on its first page."""
+    kept = QueryDict(mutable=True)
+    for name in TicketFilterForm.base_fields:
+        values = [value for value in data.getlist(name) if value]
+        if values:
+            kept.setlist(name, values)
+    return kept.urlencode()
+
+
+class SavedTicketViewForm(ServiceForm):
+    """Names the queue's current filters. With htmx the filter fields come along in the post;
+    without it, the page's query string travels in the hidden `query`."""
+
+    name = forms.CharField(label=_("name of this view"), max_length=100)
+    is_shared = forms.BooleanField(label=_("share with my teams"), required=False)
+    query = forms.CharField(widget=forms.HiddenInput, required=False, max_length=1000)
+
+    def perform(self) -> SavedTicketView:
+        posted = self.data
+        if any(name in posted for name in TicketFilterForm.base_fields):
+            query = queue_query(posted)
+        else:
+            query = queue_query(QueryDict(self.cleaned_data["query"]))
+        return services.saved_ticket_view_create(
+            actor=self.user,
+            name=self.cleaned_data["name"],
+            query=query,
+            is_shared=self.cleaned_data["is_shared"],
+        )
+
+
+# Automatic assignment per team ---------------------------------------------------------------
+
+
+class TeamRoutingForm(ServiceForm):
+    """How one team's new tickets are assigned."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), widget=forms.HiddenInput)
+    mode = forms.ChoiceField(label=_("assignment"), choices=TeamRouting.Mode.choices)
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["team"].queryset = selectors.team_routing_list(user=user)
+
+    def perform(self) -> TeamRouting:
+        return services.team_routing_set(
+            actor=self.user, team=self.cleaned_data["team"], mode=self.cleaned_data["mode"]
+        )

@@ -447,3 +447,112 @@ class TicketAttachment(models.Model):
     @property
     def customer_id(self) -> int:
         return self.ticket.customer_id
+
+
+class CannedReply(models.Model):
+    """A ready-made reply text that staff insert into a ticket reply (常用回复): global, or
+    shared with one team."""
+
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"))
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+        help_text=_("Empty: every staff member may use it."),
+    )
+    created_by = models.ForeignKey(
+        User, verbose_name=_("created by"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_exclude = ("updated_at",)
+
+    class Meta:
+        ordering = ["title", "id"]
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Admins and managers see every reply; other staff the global ones and their teams';
+        customer users none."""
+        if not user.is_provider_staff:
+            return models.Q(pk__in=())
+        if customer_ids is None:
+            return None
+        return models.Q(team__isnull=True) | models.Q(team__members=user)
+
+
+class SavedTicketView(models.Model):
+    """A named set of queue filters (the queue's query string), for its owner and, when
+    shared, for the owner's team-mates."""
+
+    user = models.ForeignKey(
+        User, verbose_name=_("owner"), on_delete=models.CASCADE, related_name="saved_ticket_views"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(_("filters"), max_length=1000, blank=True)
+    is_shared = models.BooleanField(
+        _("shared with my teams"), default=False, help_text=_("Team-mates see it too.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("saved ticket view")
+        verbose_name_plural = _("saved ticket views")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Staff see their own views and those their team-mates share; customer users none."""
+        if not user.is_provider_staff:
+            return models.Q(pk__in=())
+        return models.Q(user=user) | models.Q(is_shared=True, user__teams__members=user)
+
+
+class TeamRouting(models.Model):
+    """How new tickets of a team without an assignee are assigned: by hand, round robin over
+    the team's engineers, or to the engineer with the fewest open tickets."""
+
+    class Mode(models.TextChoices):
+        MANUAL = "manual", _("Manual")
+        ROUND_ROBIN = "round_robin", _("Round robin")
+        LEAST_LOADED = "least_loaded", _("Least loaded")
+
+    team = models.OneToOneField(
+        Team, verbose_name=_("team"), on_delete=models.CASCADE, related_name="routing"
+    )
+    mode = models.CharField(
+        _("assignment"), max_length=16, choices=Mode.choices, default=Mode.MANUAL
+    )
+    last_assigned = models.ForeignKey(
+        User,
+        verbose_name=_("last assigned"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    # The round-robin cursor moves with every ticket; the ticket's own audit shows the choice.
+    audit_exclude = ("last_assigned",)
+    scope_provider_wide = True
+
+    class Meta:
+        ordering = ["team__name"]
+        verbose_name = _("team routing")
+        verbose_name_plural = _("team routings")
+
+    def __str__(self) -> str:
+        return str(self.team)

@@ -8,19 +8,23 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 
 from onestop.contracts.business_time import CalendarError
 from onestop.contracts.models import BusinessCalendar, SlaTarget
 from onestop.contracts.selectors import calendar_engine
-from onestop.core.models import User
+from onestop.core.models import ALL_SEEING_ROLES, DomainEvent, Role, Team, User
 from onestop.core.scoping import restrict
 from onestop.core.search import apply_search
 from onestop.core.selectors import get_visible
+from onestop.notify.registry import Recipients
 from onestop.servicedesk import sla
 from onestop.servicedesk.models import (
     OPEN_STATUSES,
+    CannedReply,
     KnowledgeArticle,
     RecurringTicket,
+    SavedTicketView,
     Ticket,
     TicketAttachment,
     TicketEntry,
@@ -272,3 +276,88 @@ def attachment_get(*, user: User, pk: Any) -> TicketAttachment:
     if not attachment.is_public and not user.is_provider_staff:
         raise Http404
     return attachment
+
+
+# Canned replies -------------------------------------------------------------------------------
+
+
+def canned_reply_list(
+    *, user: User, q: str | None = None, team_id: int | None = None
+) -> QuerySet[CannedReply]:
+    """The canned replies the user may use: global ones and those of the user's teams."""
+    qs = restrict(CannedReply.objects.select_related("team", "created_by"), user)
+    if q:
+        qs = qs.filter(Q(title__icontains=q) | Q(body__icontains=q))
+    if team_id:
+        qs = qs.filter(team_id=team_id)
+    return qs
+
+
+def canned_reply_get(*, user: User, pk: Any) -> CannedReply:
+    return get_visible(CannedReply.objects.select_related("team"), user, pk)
+
+
+def ticket_notification_recipients(event: DomainEvent) -> Recipients | None:
+    """Who hears of an event about a ticket: its assignee, team and watchers (or, while nobody
+    has it, the dispatchers serving its customer); the requester hears of the resolution."""
+    ticket = (
+        Ticket.objects.select_related("assignee", "requester_user", "customer")
+        .filter(pk=event.object_id)
+        .first()
+    )
+    if ticket is None:
+        return None
+    users: list[User] = list(ticket.watchers.all())
+    if ticket.assignee_id:
+        users.append(ticket.assignee)
+    if ticket.team_id:
+        users += list(ticket.team.members.filter(is_active=True))
+    if not ticket.assignee_id and not ticket.team_id:
+        users += list(
+            User.objects.filter(role=Role.DISPATCHER, is_active=True)
+            .filter(Q(customers=ticket.customer) | Q(teams__customers=ticket.customer))
+            .distinct()
+        )
+    if event.name == "ticket.resolved" and ticket.requester_user_id:
+        users.append(ticket.requester_user)
+    return Recipients(
+        users=users,
+        subject=f"#{ticket.pk} {ticket.title}",
+        url=reverse("ticket_detail", args=[ticket.pk]),
+    )
+
+
+def canned_reply_team_choices(*, user: User) -> QuerySet[Team]:
+    """The teams the user may share a canned reply with: their own (every team for admins and
+    managers)."""
+    qs = restrict(Team.objects.order_by("name"), user)
+    if user.role not in ALL_SEEING_ROLES:
+        qs = qs.filter(members=user)
+    return qs
+
+
+# Saved ticket views ---------------------------------------------------------------------------
+
+SAVED_VIEWS_LIMIT = 50
+
+
+def saved_ticket_view_list(*, user: User) -> QuerySet[SavedTicketView]:
+    """The user's own saved queue views and those their team-mates share."""
+    return restrict(SavedTicketView.objects.select_related("user"), user)
+
+
+def saved_ticket_view_get(*, user: User, pk: Any) -> SavedTicketView:
+    return get_visible(SavedTicketView.objects.all(), user, pk)
+
+
+# Automatic assignment per team ----------------------------------------------------------------
+
+ROUTING_TEAMS_LIMIT = 200
+
+
+def team_routing_list(*, user: User) -> QuerySet[Team]:
+    """The teams with their routing (`team.routing`, absent = manual), by name."""
+    return restrict(
+        Team.objects.select_related("routing", "routing__last_assigned").order_by("name", "pk"),
+        user,
+    )

@@ -8,9 +8,9 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -24,18 +24,22 @@ from onestop.contracts.models import (
 from onestop.contracts.selectors import calendar_engine
 from onestop.core import audit
 from onestop.core.errors import ConflictError
-from onestop.core.models import Contact, Customer, Site, Team, User
+from onestop.core.models import ALL_SEEING_ROLES, Contact, Customer, Role, Site, Team, User
 from onestop.core.search import search_key
 from onestop.core.services import object_delete
 from onestop.servicedesk import sla
 from onestop.servicedesk.models import (
+    OPEN_STATUSES,
     PAUSING_STATUSES,
     PRIORITY_MATRIX,
     TRANSITIONS,
+    CannedReply,
     Channel,
     KnowledgeArticle,
     RecurringTicket,
+    SavedTicketView,
     Status,
+    TeamRouting,
     Ticket,
     TicketAttachment,
     TicketEntry,
@@ -200,6 +204,9 @@ def ticket_create(
     _recompute_due(ticket)
     ticket.full_clean()
     ticket.save()
+    if team is not None and assignee is None:
+        # The team's routing may pick the engineer now, so the creation record names them.
+        ticket_auto_assign(ticket=ticket)
     audit.record(
         actor=actor,
         action="create",
@@ -945,3 +952,134 @@ def ticket_attach(
         attachment.file.storage.delete(stored)
         raise
     return attachment
+
+
+# Canned replies -------------------------------------------------------------------------------
+
+CANNED_REPLY_FIELDS = ("title", "body", "team")
+
+
+def _check_canned_team(reply: CannedReply, actor: User | None) -> None:
+    # Sharing with a team one is not in would show the text to strangers and hide it from oneself.
+    if reply.team is None or actor is None or actor.role in ALL_SEEING_ROLES:
+        return
+    if not reply.team.members.filter(pk=actor.pk).exists():
+        raise ValidationError({"team": _("Choose one of your own teams, or none.")})
+
+
+@transaction.atomic
+def canned_reply_create(
+    *, actor: User | None, title: str, body: str, team: Team | None = None
+) -> CannedReply:
+    """Writes a canned reply, global or shared with one of the author's teams."""
+    reply = CannedReply(title=title.strip(), body=body, team=team, created_by=actor)
+    _check_canned_team(reply, actor)
+    reply.full_clean()
+    reply.save()
+    audit.record_created(actor=actor, obj=reply)
+    return reply
+
+
+@transaction.atomic
+def canned_reply_update(*, actor: User | None, reply: CannedReply, **fields: Any) -> CannedReply:
+    """Changes a canned reply's title, text or team."""
+    unknown = set(fields) - set(CANNED_REPLY_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a canned reply")
+    before = audit.snapshot(reply)
+    for name, value in fields.items():
+        setattr(reply, name, value.strip() if name == "title" else value)
+    if "team" in fields:
+        _check_canned_team(reply, actor)
+    reply.full_clean()
+    reply.save()
+    audit.record_updated(actor=actor, obj=reply, before=before)
+    return reply
+
+
+@transaction.atomic
+def canned_reply_delete(*, actor: User | None, reply: CannedReply) -> None:
+    """Deletes a canned reply."""
+    object_delete(actor=actor, obj=reply)
+
+
+# Saved ticket views ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def saved_ticket_view_create(
+    *, actor: User, name: str, query: str, is_shared: bool = False
+) -> SavedTicketView:
+    """Saves the queue's current filters under a name, for the actor (and their teams)."""
+    view = SavedTicketView(user=actor, name=name.strip(), query=query, is_shared=is_shared)
+    view.full_clean()
+    view.save()
+    audit.record_created(actor=actor, obj=view)
+    return view
+
+
+@transaction.atomic
+def saved_ticket_view_delete(*, actor: User, view: SavedTicketView) -> None:
+    """Deletes one of the actor's own saved views; a team-mate's shared view is not theirs."""
+    if view.user_id != actor.pk:
+        raise PermissionDenied(_("Only its owner may delete a saved view."))
+    object_delete(actor=actor, obj=view)
+
+
+# Automatic assignment per team ----------------------------------------------------------------
+
+
+def routing_candidates(team: Team):
+    """The team's active engineers, in the stable order round robin walks."""
+    return team.members.filter(is_active=True, role=Role.ENGINEER).order_by("pk")
+
+
+@transaction.atomic
+def ticket_auto_assign(*, ticket: Ticket) -> User | None:
+    """Assigns a new unassigned ticket by its team's routing; None when the team routes by
+    hand or has no active engineer. The caller records the ticket's audit."""
+    if ticket.team_id is None or ticket.assignee_id is not None:
+        return None
+    routing = TeamRouting.objects.select_for_update().filter(team_id=ticket.team_id).first()
+    if routing is None or routing.mode == TeamRouting.Mode.MANUAL:
+        return None
+    candidates = routing_candidates(ticket.team)
+    if routing.mode == TeamRouting.Mode.ROUND_ROBIN:
+        after = routing.last_assigned_id or 0
+        engineer = candidates.filter(pk__gt=after).first() or candidates.first()
+    else:
+        engineer = (
+            candidates.annotate(
+                open_count=Count(
+                    "assigned_tickets",
+                    filter=Q(assigned_tickets__status__in=OPEN_STATUSES)
+                    & ~Q(assigned_tickets__pk=ticket.pk),
+                )
+            )
+            .order_by("open_count", "pk")
+            .first()
+        )
+    if engineer is None:
+        return None
+    ticket.assignee = engineer
+    if ticket.status == Status.NEW:
+        ticket.status = Status.ASSIGNED
+    ticket.save(update_fields=["assignee", "status"])
+    routing.last_assigned = engineer
+    routing.save(update_fields=["last_assigned"])
+    return engineer
+
+
+@transaction.atomic
+def team_routing_set(*, actor: User | None, team: Team, mode: str) -> TeamRouting:
+    """Sets how the team's new tickets are assigned."""
+    routing, created = TeamRouting.objects.select_for_update().get_or_create(team=team)
+    before = audit.snapshot(routing)
+    routing.mode = mode
+    routing.full_clean()
+    routing.save()
+    if created:
+        audit.record_created(actor=actor, obj=routing)
+    else:
+        audit.record_updated(actor=actor, obj=routing, before=before)
+    return routing

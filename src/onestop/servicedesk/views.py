@@ -22,6 +22,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from onestop.contracts.models import Contract
 from onestop.core import selectors as core_selectors
@@ -44,9 +45,12 @@ from onestop.core.views import (
 )
 from onestop.servicedesk import forms, selectors, services
 from onestop.servicedesk.models import (
+    CannedReply,
     KnowledgeArticle,
     RecurringTicket,
+    SavedTicketView,
     Status,
+    TeamRouting,
     Ticket,
     TicketEntry,
     TimeEntry,
@@ -112,6 +116,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         "bulk_form": forms.BulkForm(user=user, teams=teams, staff=staff),
         "list_url": request.path,
         "bulk": True,  # the rows template is shared with "my work", which has no bulk bar
+        **_saved_views_context(request),
     }
     # A live filter swaps only the rows in; the bulk bar outside them keeps its choices.
     partial = request.htmx and not request.htmx.history_restore_request
@@ -215,7 +220,9 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=request.user, pk=pk)
     require(request.user, "view", ticket)
-    return _ticket_page(request, ticket)
+    if request.user.is_customer_user:
+        return _ticket_page(request, ticket)
+    return _ticket_page(request, ticket, reply_form=_canned_reply_form(request, ticket))
 
 
 def _ticket_page(
@@ -256,6 +263,13 @@ def _ticket_page(
             "actions": actions,
             "status_actions": forms.status_actions(ticket),
             "reply_form": reply_form or forms.ReplyForm(user=user, instance=ticket),
+            "canned_replies": list(
+                selectors.canned_reply_list(user=user)
+                .select_related(None)
+                .only("pk", "title")[:CANNED_CHOICES_LIMIT]
+            )
+            if can(user, "view", CannedReply)
+            else [],
             "history": core_selectors.audit_history(user=user, obj=ticket),
             "watchers": list(ticket.watchers.all()),
             "cc_contacts": list(ticket.cc_contacts.all()),
@@ -616,3 +630,174 @@ def ticket_recurring_delete(request: HttpRequest, pk: int) -> HttpResponse:
         done_url=reverse("ticket_recurring_list"),
         cancel_url=reverse("ticket_recurring_edit", args=[recurring.pk]),
     )
+
+
+# Canned replies ------------------------------------------------------------------------------
+
+CANNED_CHOICES_LIMIT = 200
+
+
+@ui_view
+def ticket_canned_list(request: HttpRequest) -> HttpResponse:
+    """The canned replies the user may use: global ones and their teams'."""
+    user = request.user
+    require(user, "view", CannedReply)
+    form = forms.CannedReplyFilterForm(request.GET)
+    form.is_valid()
+    queryset = selectors.canned_reply_list(user=user, q=form.cleaned_data.get("q"))
+    return _list_page(
+        request,
+        model=CannedReply,
+        queryset=queryset,
+        order=("title", "id"),
+        filter_form=form,
+        rows_template="servicedesk/canned_rows.html",
+        title=_("Canned replies"),
+        add_url=reverse("ticket_canned_create"),
+    )
+
+
+@ui_view
+def ticket_canned_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", CannedReply)
+    form = forms.CannedReplyForm(_post(request), user=request.user)
+    if reply := _save(request, form):
+        _created(request, reply)
+        return redirect("ticket_canned_list")
+    return _form_page(
+        request, form, title=_("New canned reply"), cancel_url=reverse("ticket_canned_list")
+    )
+
+
+@ui_view
+def ticket_canned_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    reply = selectors.canned_reply_get(user=request.user, pk=pk)
+    require(request.user, "change", reply)
+    form = forms.CannedReplyForm(_post(request), user=request.user, instance=reply)
+    if _save(request, form):
+        _saved(request, reply)
+        return redirect("ticket_canned_list")
+    return _form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": reply},
+        cancel_url=reverse("ticket_canned_list"),
+    )
+
+
+@ui_view
+def ticket_canned_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    reply = selectors.canned_reply_get(user=request.user, pk=pk)
+    require(request.user, "delete", reply)
+    return _delete_page(
+        request,
+        reply,
+        delete=lambda: services.canned_reply_delete(actor=request.user, reply=reply),
+        done_url=reverse("ticket_canned_list"),
+        cancel_url=reverse("ticket_canned_edit", args=[reply.pk]),
+    )
+
+
+def _canned_reply_form(request: HttpRequest, ticket: Ticket) -> forms.ReplyForm | None:
+    """The reply form pre-filled with the canned reply named by ?canned=, if the user may use it."""
+    pk = request.GET.get("canned")
+    if not pk or not can(request.user, "view", CannedReply):
+        return None
+    reply = selectors.canned_reply_get(user=request.user, pk=pk)
+    return forms.ReplyForm(user=request.user, instance=ticket, initial={"body": reply.body})
+
+
+@ui_view
+def ticket_canned_insert(request: HttpRequest, pk: int) -> HttpResponse:
+    """The reply text box filled with a canned reply (htmx); without JS, the ticket page."""
+    ticket = selectors.ticket_get(user=request.user, pk=pk)
+    require(request.user, "view", CannedReply)
+    reply_form = _canned_reply_form(request, ticket)
+    if not request.htmx:
+        query = f"?canned={request.GET['canned']}" if reply_form else ""
+        return redirect(reverse("ticket_detail", args=[ticket.pk]) + query + "#reply")
+    reply_form = reply_form or forms.ReplyForm(user=request.user, instance=ticket)
+    response = render(request, "servicedesk/reply_body.html", {"reply_form": reply_form})
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# Saved ticket views --------------------------------------------------------------------------
+
+
+def _saved_views_context(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    views = selectors.saved_ticket_view_list(user=user)[: selectors.SAVED_VIEWS_LIMIT]
+    return {
+        "saved_views": list(views),
+        "saved_view_form": forms.SavedTicketViewForm(
+            user=user, initial={"query": forms.queue_query(request.GET)}
+        )
+        if can(user, "add", SavedTicketView)
+        else None,
+    }
+
+
+@ui_view
+@require_POST
+def ticket_view_save(request: HttpRequest) -> HttpResponse:
+    """Saves the queue's filters under a name; back on the queue, showing that view."""
+    require(request.user, "add", SavedTicketView)
+    form = forms.SavedTicketViewForm(request.POST, user=request.user)
+    if view := _save(request, form):
+        messages.success(request, _("View “%(name)s” saved.") % {"name": view.name})
+        url = reverse("ticket_list") + (f"?{view.query}" if view.query else "")
+    else:
+        _form_errors_as_messages(request, form)
+        url = reverse("ticket_list")
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+@ui_view
+@require_POST
+def ticket_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    view = selectors.saved_ticket_view_get(user=request.user, pk=pk)
+    require(request.user, "delete", view)
+    services.saved_ticket_view_delete(actor=request.user, view=view)
+    messages.success(request, _("View “%(name)s” deleted.") % {"name": view.name})
+    return redirect("ticket_list")
+
+
+# Automatic assignment per team ---------------------------------------------------------------
+
+
+@ui_view
+def ticket_routing(request: HttpRequest) -> HttpResponse:
+    """Per team: how new tickets without an assignee are assigned."""
+    user = request.user
+    require(user, "view", TeamRouting)
+    if request.method == "POST":
+        require(user, "change", TeamRouting)
+        form = forms.TeamRoutingForm(request.POST, user=user)
+        if routing := _save(request, form):
+            messages.success(
+                request,
+                _("%(team)s: %(mode)s.")
+                % {"team": routing.team.name, "mode": routing.get_mode_display()},
+            )
+            return redirect("ticket_routing")
+        _form_errors_as_messages(request, form)
+    teams = list(selectors.team_routing_list(user=user)[: selectors.ROUTING_TEAMS_LIMIT])
+    rows = []
+    for team in teams:
+        routing = getattr(team, "routing", None)
+        mode = routing.mode if routing else TeamRouting.Mode.MANUAL
+        rows.append(
+            {
+                "team": team,
+                "routing": routing,
+                "form": forms.TeamRoutingForm(
+                    user=user, initial={"team": team.pk, "mode": mode}, auto_id=f"t{team.pk}-%s"
+                ),
+            }
+        )
+    context = {"title": _("Automatic assignment"), "rows": rows}
+    status = 400 if request.method == "POST" else 200
+    return render(request, "servicedesk/ticket_routing.html", context, status=status)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from onestop.core.permissions import allowed_actions
 from onestop.servicedesk import selectors
 from onestop.servicedesk.forms import WEEKDAYS
-from onestop.servicedesk.models import RecurringTicket, Status
+from onestop.servicedesk.models import CannedReply, RecurringTicket, Status
 
 register = template.Library()
 
@@ -64,3 +64,9 @@ def recurring_actions(user: Any) -> set[str]:
 @register.filter
 def weekday_label(value: int | None) -> str:
     return str(dict(WEEKDAYS).get(value, "—"))
+
+
+@register.simple_tag
+def canned_actions(user: Any) -> set[str]:
+    """What the user's role may do with canned replies (the rows are already in scope)."""
+    return allowed_actions(user, CannedReply)

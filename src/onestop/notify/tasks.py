@@ -1,0 +1,15 @@
+"""Periodic jobs of notify; each only calls a service."""
+
+from __future__ import annotations
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, lock_task
+
+from onestop.notify import services
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("notify-dispatch")
+def notifications_dispatch() -> int:
+    """Every minute: notifies the recipients of new domain events (idempotent)."""
+    return services.notifications_dispatch()
