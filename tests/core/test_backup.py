@@ -17,7 +17,11 @@ from onestop.core.models import Customer
 from tests import factories
 from tests.conftest import require_peer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="PostgreSQL only: set DATABASE_URL to a PostgreSQL database",
+)(transaction=True)
 
 
 @pytest.fixture
@@ -150,9 +154,8 @@ def test_restore_refuses_a_tarball_without_manifest(media, tmp_path):
         backup.backup_restore(archive=path, replace=True)
 
 
+@postgres_only
 def test_postgres_backup_without_pg_dump_says_so(media, tmp_path, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only: set DATABASE_URL to a PostgreSQL database")
     monkeypatch.setattr(backup.shutil, "which", lambda name: None)
     with pytest.raises(backup.BackupError, match="pg_dump not found"):
         backup.backup_create(output=tmp_path / "x.tar.gz")
@@ -166,9 +169,8 @@ def test_progress_is_reported(media, tmp_path, peer_tools):
     assert seen[-1] == ("Backing up", 3, 3)
 
 
+@postgres_only
 def test_postgres_restore_refuses_a_database_newer_than_the_archive(media, tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only: set DATABASE_URL to a PostgreSQL database")
     older = {app: names for app, names in _applied().items() if app != "axes"}
     archive = _archive(tmp_path / "older.tar.gz", _manifest(migrations=older))
     with pytest.raises(backup.BackupError, match="migrations the archive lacks"):

@@ -69,7 +69,10 @@ class SiteChoiceField(ChoiceField):
 
 
 class ServiceForm(forms.Form):
-    """A form whose `save()` calls a service and turns its ValidationError into form errors."""
+    """A form whose `save()` calls a service and turns its ValidationError into form errors.
+
+    Subclasses define `perform()`, which calls the service and returns its result.
+    """
 
     # Service field name → form field name, where the two differ.
     field_aliases: dict[str, str] = {}
@@ -78,9 +81,6 @@ class ServiceForm(forms.Form):
         self.user = user
         self.instance = instance
         super().__init__(*args, **kwargs)
-
-    def perform(self) -> Any:
-        raise NotImplementedError
 
     def save(self) -> Any:
         """The service's result, or None after adding its errors to the form."""
