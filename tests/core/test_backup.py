@@ -17,11 +17,11 @@ from onestop.core.models import Customer
 from tests import factories
 from tests.conftest import require_peer
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="PostgreSQL only: set DATABASE_URL to a PostgreSQL database",
-)(transaction=True)
+)
 
 
 @pytest.fixture
