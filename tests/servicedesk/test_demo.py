@@ -6,7 +6,9 @@ import pytest
 
 from onestop.contracts.models import BusinessCalendar, Contract, SlaPolicy
 from onestop.core import demo
+from onestop.core.models import User
 from onestop.servicedesk import demo as desk_demo
+from onestop.servicedesk import selectors
 from onestop.servicedesk.models import Status, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -26,3 +28,5 @@ def test_seed_after_the_core_demo_and_only_once():
     assert open_ticket is None or open_ticket.first_response_due_at is not None
     assert not desk_demo.seed_service_desk_demo()
     assert Ticket.objects.count() == 45
+    portal = User.objects.get(username="portal")
+    assert selectors.ticket_list(user=portal).exists()  # the plain portal user has tickets

@@ -109,6 +109,11 @@ def seed_service_desk_demo(*, progress: Progress | None = None) -> bool:
             progress("service desk", done, total)
     engineers = list(User.objects.filter(role=Role.ENGINEER).order_by("username"))
     dispatcher = User.objects.filter(role=Role.DISPATCHER).order_by("username").first()
+    # Tickets of a company with a plain portal user are theirs, so the portal shows them.
+    portal_users = {
+        user.customer_id: user
+        for user in User.objects.filter(role=Role.CUSTOMER, is_customer_admin=False)
+    }
     for round_no in range(3):
         for index, (title, impact, urgency, kind) in enumerate(TICKETS):
             customer = customers[(index * 7 + round_no * 3) % len(customers)]
@@ -124,6 +129,7 @@ def seed_service_desk_demo(*, progress: Progress | None = None) -> bool:
                 impact=impact,
                 urgency=urgency,
                 requester=contact,
+                requester_user=portal_users.get(customer.pk),
                 opened_at=opened,
             )
             _play(ticket, rng, engineers, now)
