@@ -17,7 +17,7 @@ from onestop.contracts.models import (
     SlaEscalation,
     SlaPolicy,
 )
-from onestop.core.api import Cursor, resolve_many, resolve_one
+from onestop.core.api import Cursor, resolve_one, resolve_refs
 from onestop.core.api_base import InputSchema
 from onestop.core.models import Customer, ServiceLine, Site, Team, User
 from onestop.core.permissions import require
@@ -369,20 +369,16 @@ class ContractFilters(Schema):
     ending_before: dt.date | None = None
 
 
+_CONTRACT_REFS = {
+    "customer_id": ("customer", Customer),
+    "site_ids": ("sites", Site),
+    "sla_policy_id": ("sla_policy", SlaPolicy),
+    "calendar_id": ("calendar", BusinessCalendar),
+}
+
+
 def _contract_refs(user, data: dict[str, Any]) -> dict[str, Any]:
-    if "customer_id" in data:
-        data["customer"] = resolve_one(user, Customer, data.pop("customer_id"), "customer_id")
-    if "site_ids" in data:
-        data["sites"] = resolve_many(user, Site, data.pop("site_ids"), "site_ids")
-    if "sla_policy_id" in data:
-        data["sla_policy"] = resolve_one(
-            user, SlaPolicy, data.pop("sla_policy_id"), "sla_policy_id"
-        )
-    if "calendar_id" in data:
-        data["calendar"] = resolve_one(
-            user, BusinessCalendar, data.pop("calendar_id"), "calendar_id"
-        )
-    return data
+    return resolve_refs(user, data, _CONTRACT_REFS)
 
 
 @router.get("/contracts", response=list[ContractOut], tags=["contracts"])

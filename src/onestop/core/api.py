@@ -56,6 +56,18 @@ def resolve_many(user: User, model, pks: list[int] | None, field: str):
     return found
 
 
+def resolve_refs(
+    user: User, data: dict[str, Any], refs: dict[str, tuple[str, Any]]
+) -> dict[str, Any]:
+    """Replaces each id field named in `refs` ({"team_id": ("team", Team)}) by the object the
+    user may see; a field ending in "_ids" holds a list. Absent fields stay absent (PATCH)."""
+    for key, (name, model) in refs.items():
+        if key in data:
+            resolve = resolve_many if key.endswith("_ids") else resolve_one
+            data[name] = resolve(user, model, data.pop(key), key)
+    return data
+
+
 def visible_ids(context, customers) -> list[int]:
     """Ids of related customers, without those the requesting user may not see."""
     visible = visible_customer_ids(context["request"].user)
@@ -356,14 +368,15 @@ class TeamFilters(Schema):
     q: str | None = None
 
 
+_TEAM_REFS = {
+    "lead_id": ("lead", User),
+    "member_ids": ("members", User),
+    "customer_ids": ("customers", Customer),
+}
+
+
 def _team_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
-    if "lead_id" in data:
-        data["lead"] = resolve_one(user, User, data.pop("lead_id"), "lead_id")
-    if "member_ids" in data:
-        data["members"] = resolve_many(user, User, data.pop("member_ids"), "member_ids")
-    if "customer_ids" in data:
-        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
-    return data
+    return resolve_refs(user, data, _TEAM_REFS)
 
 
 @router.get("/teams", response=list[TeamOut], tags=["teams"])
@@ -461,11 +474,11 @@ class UserFilters(Schema):
     is_active: bool | None = None
 
 
+_USER_REFS = {"customer_id": ("customer", Customer), "customer_ids": ("customers", Customer)}
+
+
 def _user_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
-    if "customer_id" in data:
-        data["customer"] = resolve_one(user, Customer, data.pop("customer_id"), "customer_id")
-    if "customer_ids" in data:
-        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
+    resolve_refs(user, data, _USER_REFS)
     if "email" in data:
         data["email"] = data["email"] or ""
     return data

@@ -8,7 +8,7 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from onestop.contracts.models import Contract, Priority
-from onestop.core.api import Cursor, resolve_many, resolve_one, visible_ids
+from onestop.core.api import Cursor, resolve_one, resolve_refs, visible_ids
 from onestop.core.api_base import InputSchema
 from onestop.core.models import Contact, Customer, Site, Team, User
 from onestop.core.permissions import can, require
@@ -157,17 +157,13 @@ class ReplyIn(InputSchema):
     created_at: dt.datetime | None = Field(None, description="For imports: when it was written")
 
 
-_REFS = {
+_TICKET_REFS = {
     "parent_id": ("parent", Ticket),
     "contract_id": ("contract", Contract),
     "site_id": ("site", Site),
     "requester_id": ("requester", Contact),
     "team_id": ("team", Team),
     "assignee_id": ("assignee", User),
-}
-
-
-_MANY_REFS = {
     "watcher_ids": ("watchers", User),
     "cc_contact_ids": ("cc_contacts", Contact),
     "related_ids": ("related", Ticket),
@@ -175,13 +171,7 @@ _MANY_REFS = {
 
 
 def _refs(user, data: dict) -> dict:
-    for key, (name, model) in _REFS.items():
-        if key in data:
-            data[name] = resolve_one(user, model, data.pop(key), key)
-    for key, (name, model) in _MANY_REFS.items():
-        if key in data:
-            data[name] = resolve_many(user, model, data.pop(key), key)
-    return data
+    return resolve_refs(user, data, _TICKET_REFS)
 
 
 @router.get("/tickets", response=list[TicketOut], tags=["tickets"])
@@ -383,9 +373,7 @@ class ArticleFilters(Schema):
 
 
 def _article_refs(user, data: dict) -> dict:
-    if "customer_ids" in data:
-        data["customers"] = resolve_many(user, Customer, data.pop("customer_ids"), "customer_ids")
-    return data
+    return resolve_refs(user, data, {"customer_ids": ("customers", Customer)})
 
 
 @router.get("/kb-articles", response=list[ArticleOut], tags=["knowledge base"])
@@ -482,13 +470,7 @@ class RecurringFilters(Schema):
 
 
 def _recurring_refs(user, data: dict) -> dict:
-    for key, (name, model) in {
-        "team_id": ("team", Team),
-        "assignee_id": ("assignee", User),
-    }.items():
-        if key in data:
-            data[name] = resolve_one(user, model, data.pop(key), key)
-    return data
+    return resolve_refs(user, data, {"team_id": ("team", Team), "assignee_id": ("assignee", User)})
 
 
 @router.get("/recurring-tickets", response=list[RecurringOut], tags=["tickets"])
