@@ -376,7 +376,54 @@ def _make_recurring(world, customer):
     )
 
 
+def _make_visit(world, customer):
+    engineer = world.engineer if customer == world.customer_a else world.other_engineer
+    return ticket_services.visit_schedule(
+        actor=world.admin,
+        ticket=_make_ticket(world, customer),
+        engineer=engineer,
+        scheduled_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
+
+
+def _ticket_awaiting_visit(world):
+    """A ticket already with its engineer and waiting for a visit: booking one changes only the
+    visit, so the create is one audit event (the ticket's own changes are tested elsewhere)."""
+    ticket = _make_ticket(world, world.customer_a)
+    ticket_services.ticket_update(actor=None, ticket=ticket, assignee=world.engineer)
+    return ticket_services.ticket_set_status(actor=None, ticket=ticket, status="visit_scheduled")
+
+
+SIGNATURE = [[[10, 10], [200, 120], [400, 60]]]
+
 RESOURCES += [
+    Resource(
+        name="visits",
+        path="/api/v1/visits",
+        label="servicedesk.visit",
+        make=_make_visit,
+        create=lambda w: {
+            "ticket_id": _ticket_awaiting_visit(w).pk,
+            "engineer_id": w.engineer.pk,
+            "scheduled_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+            "planned_minutes": 90,
+            "instructions": "更换三楼打印机硒鼓",
+        },
+        patch={"planned_minutes": 60},
+        patch_check=lambda visit: visit.planned_minutes == 60,
+        filters=[("engineer_id", lambda w: w.engineer.pk)],
+        refused_writer="portal_admin_a",
+        deletable=False,
+        subroutes={
+            ("check-in", "post"): None,
+            ("sign-off", "post"): lambda w: {
+                "work_done": "已更换硒鼓",
+                "signer_name": "张伟",
+                "signature": SIGNATURE,
+            },
+            ("cancel", "post"): lambda w: {"reason": "客户改期"},
+        },
+    ),
     Resource(
         name="time-entries",
         path="/api/v1/time-entries",

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests import factories
-from tests.conftest import chromium_path, require_peer
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
 # itself (factories) are still plain synchronous code.
@@ -30,21 +29,6 @@ DEVICES = {
         "has_touch": True,
     },
 }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    require_peer(path is not None, "chromium not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=path,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def _open_menu(page, device: str) -> None:

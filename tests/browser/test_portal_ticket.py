@@ -18,28 +18,12 @@ from onestop.contracts import services as contracts
 from onestop.servicedesk import services
 from tests import factories
 from tests.browser.test_flow import ARTIFACTS, DEVICES, _open_menu
-from tests.conftest import chromium_path, require_peer
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
 # itself (factories) are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    require_peer(path is not None, "chromium not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=path,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def _setup():

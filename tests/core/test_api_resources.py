@@ -14,9 +14,11 @@ pytestmark = pytest.mark.django_db
 
 writable = [r for r in RESOURCES if r.create]
 patchable = [r for r in RESOURCES if r.patch]
+deletable = [r for r in writable if r.deletable]
 by_name = pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.name)
 by_writable = pytest.mark.parametrize("resource", writable, ids=lambda r: r.name)
 by_patchable = pytest.mark.parametrize("resource", patchable, ids=lambda r: r.name)
+by_deletable = pytest.mark.parametrize("resource", deletable, ids=lambda r: r.name)
 
 
 def _ids(response) -> set[int]:
@@ -163,7 +165,9 @@ def test_create_rejects_missing_wrong_type_and_overlong(world, resource):
     assert any(e["field"] == required for e in response.body["errors"])
     wrong_type = {**payload, required: {"nested": True}}
     assert call(client, "post", resource.path, wrong_type).status_code == 422
-    text_field = next(k for k in ("name", "title", "display_name", "note") if k in payload)
+    text_field = next(
+        k for k in ("name", "title", "display_name", "note", "instructions") if k in payload
+    )
     overlong = {**payload, text_field: "长" * 5000}
     response = call(client, "post", resource.path, overlong)
     assert response.status_code == 422
@@ -217,7 +221,7 @@ def test_patch_rejects_unknown_field(world, resource):
     assert response.status_code == 422
 
 
-@by_writable
+@by_deletable
 def test_delete_is_audited(world, resource):
     obj = resource.make(world, world.customer_a)
     response = call(api_client(world.admin), "delete", resource.item(obj))

@@ -196,6 +196,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO, and robot URLs carry their access token.
+        "httpx": {"level": "WARNING"},
         "huey": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }

@@ -85,6 +85,11 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "add": STAFF,
         "delete": frozenset({ADMIN, MANAGER}),
     },
+    "visit": {
+        "view": EVERYONE,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
     "knowledgearticle": {
         "view": EVERYONE,
         "add": STAFF,
@@ -133,6 +138,9 @@ RULES = {
     "managers see all. A reply can be shared only with one of its author's teams.",
     "savedticketview": "Everyone deletes only their own saved views; a shared view is seen by "
     "its owner's team-mates.",
+    "visit": "An engineer checks in, signs off, moves or cancels only their own visits; "
+    "dispatchers, managers and admins any visit they can see. A customer user sees the visits "
+    "of the tickets they see.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

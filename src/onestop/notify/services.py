@@ -21,6 +21,10 @@ NOTIFIED_EVENTS = {
     "ticket.sla_breached": _("SLA breached: %(subject)s"),
     "ticket.resolved": _("Resolved: %(subject)s"),
     "ticket.csat_received": _("Satisfaction received: %(subject)s"),
+    "visit.created": _("On-site visit booked: %(subject)s"),
+    "visit.rescheduled": _("On-site visit moved: %(subject)s"),
+    "visit.cancelled": _("On-site visit cancelled: %(subject)s"),
+    "visit.completed": _("Work order signed: %(subject)s"),
 }
 
 

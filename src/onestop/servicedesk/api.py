@@ -22,6 +22,7 @@ from onestop.servicedesk.models import (
     TicketEntry,
     TicketType,
     TimeEntry,
+    Visit,
 )
 from onestop.servicedesk.models import Status as TicketStatus
 
@@ -328,6 +329,121 @@ def delete_time_entry(request: HttpRequest, id: int):
     require(request.user, "delete", entry)
     services.time_entry_delete(actor=request.user, entry=entry)
     return Status(204, None)
+
+
+# On-site visits -------------------------------------------------------------------------------
+
+
+class VisitOut(Schema):
+    id: int
+    number: str
+    ticket_id: int
+    engineer_id: int
+    scheduled_at: dt.datetime
+    planned_minutes: int
+    instructions: str
+    state: str
+    arrived_at: dt.datetime | None
+    departed_at: dt.datetime | None
+    work_done: str
+    signer_name: str
+    signer_comment: str
+    signed_at: dt.datetime | None
+    signature: list[list[list[float]]] | None
+    cancel_reason: str
+    time_entry_id: int | None
+
+
+class VisitIn(InputSchema):
+    ticket_id: int
+    engineer_id: int
+    scheduled_at: dt.datetime
+    planned_minutes: int = Field(120, ge=15, le=24 * 60)
+    instructions: str = Field("", max_length=2000)
+
+
+class VisitPatch(InputSchema):
+    engineer_id: int | None = None
+    scheduled_at: dt.datetime | None = None
+    planned_minutes: int | None = Field(None, ge=15, le=24 * 60)
+    instructions: str | None = Field(None, max_length=2000)
+
+
+class VisitSignOffIn(InputSchema):
+    work_done: str = Field(max_length=5000)
+    signer_name: str = Field(max_length=100)
+    signer_comment: str = Field("", max_length=500)
+    signature: list[list[list[float]]] = Field(
+        description="The strokes drawn, each a list of [x, y] points on a 600×240 canvas"
+    )
+    billable: bool = True
+
+
+class VisitCancelIn(InputSchema):
+    reason: str = Field(max_length=300)
+
+
+class VisitFilters(Schema):
+    ticket_id: int | None = None
+    engineer_id: int | None = None
+    state: Visit.State | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+@router.get("/visits", response=list[VisitOut], tags=["visits"])
+@paginate(Cursor)
+def list_visits(request: HttpRequest, filters: Query[VisitFilters]):
+    require(request.user, "view", Visit)
+    return selectors.visit_list(user=request.user, **filters.dict())
+
+
+@router.get("/visits/{int:id}", response=VisitOut, tags=["visits"])
+def get_visit(request: HttpRequest, id: int):
+    visit = selectors.visit_get(user=request.user, pk=id)
+    require(request.user, "view", visit)
+    return visit
+
+
+@router.post("/visits", response={201: VisitOut}, tags=["visits"])
+def create_visit(request: HttpRequest, payload: VisitIn):
+    require(request.user, "add", Visit)
+    data = payload.dict()
+    ticket = resolve_one(request.user, Ticket, data.pop("ticket_id"), "ticket_id")
+    engineer = resolve_one(request.user, User, data.pop("engineer_id"), "engineer_id")
+    visit = services.visit_schedule(actor=request.user, ticket=ticket, engineer=engineer, **data)
+    return Status(201, visit)
+
+
+@router.patch("/visits/{int:id}", response=VisitOut, tags=["visits"])
+def update_visit(request: HttpRequest, id: int, payload: VisitPatch):
+    visit = selectors.visit_get(user=request.user, pk=id)
+    require(request.user, "change", visit)
+    data = payload.dict(exclude_unset=True)
+    if "engineer_id" in data:
+        data["engineer"] = resolve_one(request.user, User, data.pop("engineer_id"), "engineer_id")
+    return services.visit_update(actor=request.user, visit=visit, **data)
+
+
+@router.post("/visits/{int:id}/check-in", response=VisitOut, tags=["visits"])
+def check_in_visit(request: HttpRequest, id: int):
+    visit = selectors.visit_get(user=request.user, pk=id)
+    require(request.user, "change", visit)
+    return services.visit_check_in(actor=request.user, visit=visit)
+
+
+@router.post("/visits/{int:id}/sign-off", response=VisitOut, tags=["visits"])
+def sign_off_visit(request: HttpRequest, id: int, payload: VisitSignOffIn):
+    visit = selectors.visit_get(user=request.user, pk=id)
+    require(request.user, "change", visit)
+    return services.visit_sign_off(actor=request.user, visit=visit, **payload.dict())
+
+
+@router.post("/visits/{int:id}/cancel", response=VisitOut, tags=["visits"])
+def cancel_visit(request: HttpRequest, id: int, payload: VisitCancelIn):
+    visit = selectors.visit_get(user=request.user, pk=id)
+    require(request.user, "change", visit)
+    return services.visit_cancel(actor=request.user, visit=visit, reason=payload.reason)
 
 
 # Knowledge base -------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ class ServicedeskConfig(AppConfig):
         from onestop.core import navigation
         from onestop.notify.registry import register_recipients
         from onestop.servicedesk.models import KnowledgeArticle, Ticket
-        from onestop.servicedesk.selectors import ticket_notification_recipients
+        from onestop.servicedesk.selectors import (
+            ticket_notification_recipients,
+            visit_notification_recipients,
+        )
 
         # First in the menu: tickets are where the desk spends its day. The queue, "my work"
         # and the dispatcher board share the entry (tabs on the pages); customers get their list.
@@ -33,3 +36,5 @@ class ServicedeskConfig(AppConfig):
         register_recipients(
             object_type="servicedesk.ticket", resolver=ticket_notification_recipients
         )
+        navigation.register_detail(object_type="servicedesk.visit", url_name="ticket_visit")
+        register_recipients(object_type="servicedesk.visit", resolver=visit_notification_recipients)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from onestop.contracts import services as contracts
 from onestop.contracts.models import BusinessCalendar, Contract
+from onestop.core import scoping
 from onestop.core.models import Contact, Customer, Role, User
 from onestop.servicedesk import services
 from onestop.servicedesk.models import Status, Ticket
@@ -139,6 +140,13 @@ def seed_service_desk_demo(*, progress: Progress | None = None) -> bool:
     return True
 
 
+# A plausible hand-drawn signature on the 600×240 pad: two strokes.
+DEMO_SIGNATURE = [
+    [[60, 150], [90, 80], [120, 160], [150, 90], [180, 150]],
+    [[230, 120], [300, 100], [380, 130], [460, 95], [520, 110]],
+]
+
+
 def _play(ticket: Ticket, rng: random.Random, engineers: list[User], now: dt.datetime) -> None:
     """Moves a demo ticket some way along its life, with timestamps after its opening."""
     stage = rng.choice(["new", "assigned", "working", "waiting", "resolved", "closed"])
@@ -162,6 +170,36 @@ def _play(ticket: Ticket, rng: random.Random, engineers: list[User], now: dt.dat
             actor=engineer, ticket=ticket, status=Status.WAITING_CUSTOMER, now=moment(0.3)
         )
         return
+    # Some tickets need someone on site: a visit booked for tomorrow while the work goes on,
+    # or, for finished ones, a visit done and signed off by the customer.
+    # The visit goes to an engineer serving the customer (the assignee may be from elsewhere).
+    fielder = next((e for e in engineers if scoping.is_visible(e, ticket)), None)
+    on_site = fielder is not None and rng.random() < 0.35
+    if on_site and stage == "working":
+        services.visit_schedule(
+            actor=None,
+            ticket=ticket,
+            engineer=fielder,
+            scheduled_at=(now + dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0),
+            instructions="带上备用硒鼓和网线测试仪。",
+            now=now,
+        )
+        return
+    if on_site and stage in ("resolved", "closed"):
+        visit = services.visit_schedule(
+            actor=None, ticket=ticket, engineer=fielder, scheduled_at=moment(0.3), now=moment(0.2)
+        )
+        services.visit_check_in(actor=fielder, visit=visit, now=moment(0.3))
+        block = ticket.contract and ticket.contract.pricing == Contract.Pricing.BLOCK_HOURS
+        services.visit_sign_off(
+            actor=fielder,
+            visit=visit,
+            work_done="现场检查并排除故障，测试正常，已向用户说明。",
+            signer_name=ticket.requester.name if ticket.requester else "客户",
+            signature=DEMO_SIGNATURE,
+            billable=not block,
+            now=min(moment(0.45), visit.arrived_at + dt.timedelta(hours=3)),
+        )
     if stage in ("resolved", "closed"):
         services.ticket_reply(actor=engineer, ticket=ticket, body=REPLIES[1], at=moment(0.5))
         services.ticket_set_status(

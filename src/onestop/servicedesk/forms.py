@@ -4,6 +4,7 @@ wrong and changes nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -42,6 +43,7 @@ from onestop.servicedesk.models import (
     TicketEntry,
     TicketType,
     TimeEntry,
+    Visit,
 )
 
 OPEN, ALL = "open", "all"
@@ -696,6 +698,83 @@ class TimeEntryForm(ServiceForm):
             kind=data["kind"],
             billable=data["billable"],
             note=data["note"],
+        )
+
+
+# On-site visits ------------------------------------------------------------------------------
+
+
+class VisitScheduleForm(ServiceForm):
+    """Dispatches an engineer who serves the ticket's customer, at a time in the user's zone."""
+
+    engineer = StaffChoiceField(label=_("engineer"), queryset=User.objects.none())
+    scheduled_at = forms.DateTimeField(
+        label=_("scheduled for"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    planned_minutes = forms.IntegerField(
+        label=_("planned minutes"), min_value=15, max_value=24 * 60, initial=120
+    )
+    instructions = forms.CharField(
+        label=_("instructions"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, user: User, instance: Any, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, instance=instance, **kwargs)
+        ticket = instance if isinstance(instance, Ticket) else instance.ticket
+        self.fields["engineer"].queryset = core_selectors.customer_staff(
+            user=user, customer=ticket.customer
+        ).filter(is_active=True)
+        if isinstance(instance, Visit):
+            self.initial.update(
+                {
+                    "engineer": instance.engineer_id,
+                    "scheduled_at": instance.scheduled_at,
+                    "planned_minutes": instance.planned_minutes,
+                    "instructions": instance.instructions,
+                }
+            )
+        elif ticket.assignee_id:
+            self.initial.setdefault("engineer", ticket.assignee_id)
+
+    def perform(self) -> Visit:
+        if isinstance(self.instance, Visit):
+            return services.visit_update(actor=self.user, visit=self.instance, **self.cleaned_data)
+        return services.visit_schedule(actor=self.user, ticket=self.instance, **self.cleaned_data)
+
+
+class VisitSignOffForm(ServiceForm):
+    """The work order as the customer signs it on the engineer's phone."""
+
+    work_done = forms.CharField(
+        label=_("work done"), max_length=5000, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    signer_name = forms.CharField(label=_("signed by"), max_length=100)
+    signer_comment = forms.CharField(label=_("customer's comment"), max_length=500, required=False)
+    billable = forms.BooleanField(label=_("billable"), required=False, initial=True)
+    # Filled by the signature pad's script with the strokes drawn, as JSON.
+    signature = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean_signature(self) -> Any:
+        raw = self.cleaned_data["signature"]
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise ValidationError(_("The signature could not be read; sign again.")) from None
+
+    def perform(self) -> Visit:
+        return services.visit_sign_off(actor=self.user, visit=self.instance, **self.cleaned_data)
+
+
+class VisitCancelForm(ServiceForm):
+    reason = forms.CharField(label=_("reason for cancelling"), max_length=300)
+    field_aliases = {"cancel_reason": "reason"}
+
+    def perform(self) -> Visit:
+        return services.visit_cancel(
+            actor=self.user, visit=self.instance, reason=self.cleaned_data["reason"]
         )
 
 

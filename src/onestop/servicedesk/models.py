@@ -556,3 +556,92 @@ class TeamRouting(models.Model):
 
     def __str__(self) -> str:
         return str(self.team)
+
+
+# A signature is drawn on a canvas of this size (CSS pixels scaled to it) on the engineer's phone.
+SIGNATURE_WIDTH, SIGNATURE_HEIGHT = 600, 240
+
+
+class Visit(models.Model):
+    """An on-site visit and its work order (派工单), signed off by the customer on site.
+
+    The signature is kept as the strokes the signer drew (lists of points on a fixed canvas),
+    not as an uploaded image: it is small, cannot carry anything but lines, and is drawn back
+    as SVG on the work order.
+    """
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        ON_SITE = "on_site", _("Engineer on site")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="visits")
+    engineer = models.ForeignKey(
+        User, verbose_name=_("engineer"), on_delete=models.PROTECT, related_name="visits"
+    )
+    scheduled_at = models.DateTimeField(_("scheduled for"))
+    planned_minutes = models.PositiveIntegerField(
+        _("planned minutes"),
+        default=120,
+        validators=[MinValueValidator(15), MaxValueValidator(24 * 60)],
+    )
+    instructions = models.TextField(_("instructions"), blank=True)
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.SCHEDULED
+    )
+    arrived_at = models.DateTimeField(_("arrived"), null=True, blank=True)
+    departed_at = models.DateTimeField(_("departed"), null=True, blank=True)
+    work_done = models.TextField(_("work done"), blank=True)
+    signer_name = models.CharField(_("signed by"), max_length=100, blank=True)
+    signer_comment = models.CharField(_("customer's comment"), max_length=500, blank=True)
+    signature = models.JSONField(_("signature"), null=True, blank=True)
+    signed_at = models.DateTimeField(_("signed"), null=True, blank=True)
+    cancel_reason = models.CharField(_("reason for cancelling"), max_length=300, blank=True)
+    time_entry = models.OneToOneField(
+        TimeEntry,
+        verbose_name=_("time entry"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="visit",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_customer_field = "ticket__customer_id"
+    # The strokes are long and say nothing in an audit diff; "signed_at" records the signing.
+    audit_exclude = ("signature",)
+
+    class Meta:
+        ordering = ["scheduled_at", "id"]
+        verbose_name = _("on-site visit")
+        verbose_name_plural = _("on-site visits")
+        indexes = [
+            models.Index(fields=["engineer", "state", "scheduled_at"], name="visit_engineer_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} #{self.ticket_id}"
+
+    @staticmethod
+    def scope_own_records(user: User) -> models.Q:
+        """A plain customer user sees the visits of their own tickets."""
+        return models.Q(ticket__in=Ticket.objects.filter(Ticket.scope_own_records(user)))
+
+    @property
+    def number(self) -> str:
+        """The work-order number printed on the form: PG plus the visit id."""
+        return f"PG{self.pk:06d}" if self.pk else "PG"
+
+    @property
+    def customer_id(self) -> int:
+        return self.ticket.customer_id
+
+    @property
+    def signature_path(self) -> str:
+        """The strokes as an SVG path ("M x y L x y …"); the points were validated as numbers."""
+        parts = []
+        for stroke in self.signature or []:
+            points = [f"{x:g} {y:g}" for x, y in stroke]
+            parts.append("M " + " L ".join(points))
+        return " ".join(parts)

@@ -29,6 +29,7 @@ from onestop.servicedesk.models import (
     TicketAttachment,
     TicketEntry,
     TimeEntry,
+    Visit,
 )
 from onestop.servicedesk.services import SLA_WARNING_PERCENT
 
@@ -232,6 +233,61 @@ def time_entry_list(
 
 def time_entry_get(*, user: User, pk: Any) -> TimeEntry:
     return get_visible(TimeEntry.objects.select_related("ticket", "user"), user, pk)
+
+
+def visit_list(
+    *,
+    user: User,
+    ticket_id: int | None = None,
+    engineer_id: int | None = None,
+    state: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Visit]:
+    """On-site visits in the user's scope, earliest first."""
+    qs = restrict(
+        Visit.objects.select_related("ticket__customer", "ticket__site", "engineer"), user
+    )
+    if ticket_id:
+        qs = qs.filter(ticket_id=ticket_id)
+    if engineer_id:
+        qs = qs.filter(engineer_id=engineer_id)
+    if state:
+        qs = qs.filter(state=state)
+    if since:
+        qs = qs.filter(scheduled_at__gte=since)
+    if until:
+        qs = qs.filter(scheduled_at__lt=until)
+    return qs
+
+
+def visit_get(*, user: User, pk: Any) -> Visit:
+    return get_visible(
+        Visit.objects.select_related(
+            "ticket__customer", "ticket__site", "ticket__requester", "engineer", "time_entry"
+        ),
+        user,
+        pk,
+    )
+
+
+def visit_notification_recipients(event: DomainEvent) -> Recipients | None:
+    """Who hears of a visit: the engineer sent, and the ticket's assignee when it is done."""
+    visit = (
+        Visit.objects.select_related("engineer", "ticket__assignee")
+        .filter(pk=event.object_id)
+        .first()
+    )
+    if visit is None:
+        return None
+    users = [visit.engineer]
+    if visit.ticket.assignee_id:
+        users.append(visit.ticket.assignee)
+    return Recipients(
+        users=users,
+        subject=f"{visit.number} #{visit.ticket_id} {visit.ticket.title}",
+        url=reverse("ticket_visit", args=[visit.pk]),
+    )
 
 
 def knowledge_article_list(

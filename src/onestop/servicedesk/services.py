@@ -22,7 +22,7 @@ from onestop.contracts.models import (
     SlaPolicy,
 )
 from onestop.contracts.selectors import calendar_engine
-from onestop.core import audit
+from onestop.core import audit, scoping
 from onestop.core.errors import ConflictError
 from onestop.core.models import ALL_SEEING_ROLES, Contact, Customer, Role, Site, Team, User
 from onestop.core.search import search_key
@@ -32,6 +32,8 @@ from onestop.servicedesk.models import (
     OPEN_STATUSES,
     PAUSING_STATUSES,
     PRIORITY_MATRIX,
+    SIGNATURE_HEIGHT,
+    SIGNATURE_WIDTH,
     TRANSITIONS,
     CannedReply,
     Channel,
@@ -45,6 +47,7 @@ from onestop.servicedesk.models import (
     TicketEntry,
     TicketType,
     TimeEntry,
+    Visit,
 )
 
 SLA_WARNING_PERCENT = 75
@@ -1083,3 +1086,255 @@ def team_routing_set(*, actor: User | None, team: Team, mode: str) -> TeamRoutin
     else:
         audit.record_updated(actor=actor, obj=routing, before=before)
     return routing
+
+
+# On-site visits (派工单) ------------------------------------------------------------------------
+
+MAX_SIGNATURE_POINTS = 4000
+# A visit may be recorded after the fact (a morning visit entered at noon) but not invented
+# for last month, and not booked beyond a year.
+VISIT_PAST_LIMIT = dt.timedelta(days=7)
+VISIT_FUTURE_LIMIT = dt.timedelta(days=366)
+# Staff who may act on any engineer's visit; an engineer acts on their own.
+VISIT_COORDINATORS = frozenset({Role.ADMIN, Role.MANAGER, Role.DISPATCHER})
+
+
+def signature_clean(strokes: Any) -> list[list[list[float]]]:
+    """The drawn strokes, each a list of [x, y] points inside the signature canvas, rounded to
+    a tenth of a pixel; anything else is refused, so only lines can ever be drawn back."""
+    error = ValidationError({"signature": _("The customer has not signed yet.")})
+    if not isinstance(strokes, list) or not strokes:
+        raise error
+    cleaned: list[list[list[float]]] = []
+    total = 0
+    for stroke in strokes:
+        if not isinstance(stroke, list) or not stroke:
+            raise error
+        points = []
+        for point in stroke:
+            if (
+                not isinstance(point, list | tuple)
+                or len(point) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+                or not (0 <= point[0] <= SIGNATURE_WIDTH and 0 <= point[1] <= SIGNATURE_HEIGHT)
+            ):
+                raise ValidationError(
+                    {"signature": _("The signature holds something other than drawn lines.")}
+                )
+            points.append([round(float(point[0]), 1), round(float(point[1]), 1)])
+        total += len(points)
+        cleaned.append(points)
+    if total > MAX_SIGNATURE_POINTS:
+        raise ValidationError(
+            {"signature": _("The signature is too long; clear it and sign again.")}
+        )
+    if total < 2:
+        raise error
+    return cleaned
+
+
+def _check_visit_actor(actor: User, visit: Visit) -> None:
+    if actor.pk != visit.engineer_id and actor.role not in VISIT_COORDINATORS:
+        raise PermissionDenied(_("Only the engineer of this visit or a dispatcher may do this."))
+
+
+def _check_visit(visit: Visit, now: dt.datetime) -> None:
+    errors = {}
+    engineer = visit.engineer
+    if not engineer.is_provider_staff or not engineer.is_active:
+        errors["engineer"] = _("Only an active member of the provider's staff can go on site.")
+    elif not scoping.is_visible(engineer, visit.ticket):
+        errors["engineer"] = _("%(name)s does not serve this customer.") % {"name": engineer}
+    if visit.scheduled_at < now - VISIT_PAST_LIMIT:
+        errors["scheduled_at"] = _("A visit can be recorded up to 7 days after it took place.")
+    elif visit.scheduled_at > now + VISIT_FUTURE_LIMIT:
+        errors["scheduled_at"] = _("A visit can be booked up to a year ahead.")
+    if errors:
+        raise ValidationError(errors)
+    visit.full_clean(exclude=["ticket", "engineer", "time_entry"])
+
+
+def _record_visit(actor: User, visit: Visit, before: audit.Snapshot, event: str) -> None:
+    """The audit record of a visit's change, under the event name notifications listen to."""
+    audit.record(
+        actor=actor,
+        action="update",
+        obj=visit,
+        changes=audit.diff(before, audit.snapshot(visit)),
+        event=event,
+    )
+
+
+def _visit_event(visit: Visit, text: str, actor: User | None, at: dt.datetime) -> None:
+    _entry(ticket=visit.ticket, kind=TicketEntry.Kind.EVENT, body=text, at=at, author=actor)
+
+
+@transaction.atomic
+def visit_schedule(
+    *,
+    actor: User,
+    ticket: Ticket,
+    engineer: User,
+    scheduled_at: dt.datetime,
+    planned_minutes: int = 120,
+    instructions: str = "",
+    now: dt.datetime | None = None,
+) -> Visit:
+    """Dispatches an engineer on site. The ticket waits in "visit scheduled" (its SLA clock
+    paused) and, if nobody has it yet, goes to that engineer."""
+    now = _now(now)
+    if not ticket.is_open:
+        raise ConflictError(_("A resolved or closed ticket gets no visit; reopen it first."))
+    visit = Visit(
+        ticket=ticket,
+        engineer=engineer,
+        scheduled_at=scheduled_at,
+        planned_minutes=planned_minutes,
+        instructions=instructions.strip(),
+    )
+    _check_visit(visit, now)
+    visit.save()
+    audit.record_created(actor=actor, obj=visit)
+    _visit_event(
+        visit,
+        f"visit {visit.number} scheduled: {engineer}, {scheduled_at:%Y-%m-%d %H:%M}",
+        actor,
+        now,
+    )
+    if not ticket.assignee_id:
+        ticket_update(actor=actor, ticket=ticket, assignee=engineer)
+    if Status.VISIT_SCHEDULED in TRANSITIONS.get(ticket.status, frozenset()):
+        ticket_set_status(actor=actor, ticket=ticket, status=Status.VISIT_SCHEDULED, now=now)
+    return visit
+
+
+@transaction.atomic
+def visit_update(
+    *,
+    actor: User,
+    visit: Visit,
+    engineer: User | None = None,
+    scheduled_at: dt.datetime | None = None,
+    planned_minutes: int | None = None,
+    instructions: str | None = None,
+    now: dt.datetime | None = None,
+) -> Visit:
+    """Moves a scheduled visit to another time or engineer."""
+    now = _now(now)
+    if visit.state != Visit.State.SCHEDULED:
+        raise ConflictError(_("Only a visit that has not started can be changed."))
+    _check_visit_actor(actor, visit)
+    before = audit.snapshot(visit)
+    if engineer is not None:
+        visit.engineer = engineer
+    if scheduled_at is not None:
+        visit.scheduled_at = scheduled_at
+    if planned_minutes is not None:
+        visit.planned_minutes = planned_minutes
+    if instructions is not None:
+        visit.instructions = instructions.strip()
+    _check_visit(visit, now)
+    visit.save()
+    _record_visit(actor, visit, before, "visit.rescheduled")
+    return visit
+
+
+@transaction.atomic
+def visit_check_in(*, actor: User, visit: Visit, now: dt.datetime | None = None) -> Visit:
+    """The engineer is on site: the visit starts and the ticket's clock runs again."""
+    now = _now(now)
+    _check_visit_actor(actor, visit)
+    if visit.state != Visit.State.SCHEDULED:
+        raise ConflictError(_("This visit has already started, ended or been cancelled."))
+    before = audit.snapshot(visit)
+    visit.state = Visit.State.ON_SITE
+    visit.arrived_at = now
+    visit.save()
+    _record_visit(actor, visit, before, "visit.updated")
+    _visit_event(visit, f"visit {visit.number}: engineer on site", actor, now)
+    ticket = visit.ticket
+    if ticket.status == Status.VISIT_SCHEDULED:
+        ticket_set_status(actor=actor, ticket=ticket, status=Status.IN_PROGRESS, now=now)
+    return visit
+
+
+@transaction.atomic
+def visit_sign_off(
+    *,
+    actor: User,
+    visit: Visit,
+    work_done: str,
+    signer_name: str,
+    signature: Any,
+    signer_comment: str = "",
+    billable: bool = True,
+    now: dt.datetime | None = None,
+) -> Visit:
+    """Closes the work order with the customer's signature and logs the time on site as an
+    on-site time entry (drawn from a block of hours like any other billable time)."""
+    now = _now(now)
+    _check_visit_actor(actor, visit)
+    if visit.state != Visit.State.ON_SITE:
+        raise ConflictError(_("Only a visit in progress can be signed off; check in first."))
+    errors = {}
+    if not work_done.strip():
+        errors["work_done"] = _("Describe the work done: the customer signs for it.")
+    if not signer_name.strip():
+        errors["signer_name"] = _("Who signs for the customer?")
+    try:
+        strokes = signature_clean(signature)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    before = audit.snapshot(visit)
+    assert visit.arrived_at is not None  # set by the check-in, which ON_SITE implies
+    minutes = max(1, -(-int((now - visit.arrived_at).total_seconds()) // 60))
+    visit.time_entry = time_entry_create(
+        actor=actor,
+        user=visit.engineer,
+        ticket=visit.ticket,
+        minutes=minutes,
+        date=timezone.localdate(visit.arrived_at),
+        kind=TimeEntry.Kind.ONSITE,
+        billable=billable,
+        note=visit.number,
+    )
+    visit.state = Visit.State.COMPLETED
+    visit.departed_at = now
+    visit.work_done = work_done.strip()
+    visit.signer_name = signer_name.strip()
+    visit.signer_comment = signer_comment.strip()
+    visit.signature = strokes
+    visit.signed_at = now
+    visit.full_clean(exclude=["ticket", "engineer", "time_entry"])
+    visit.save()
+    _record_visit(actor, visit, before, "visit.completed")
+    _visit_event(
+        visit, f"visit {visit.number} completed, signed by {visit.signer_name}", actor, now
+    )
+    return visit
+
+
+@transaction.atomic
+def visit_cancel(
+    *, actor: User, visit: Visit, reason: str, now: dt.datetime | None = None
+) -> Visit:
+    """Calls a visit off; a ticket left waiting for no visit goes back to "in progress"."""
+    now = _now(now)
+    _check_visit_actor(actor, visit)
+    if visit.state != Visit.State.SCHEDULED:
+        raise ConflictError(_("Only a visit that has not started can be cancelled."))
+    if not reason.strip():
+        raise ValidationError({"cancel_reason": _("Say why the visit is cancelled.")})
+    before = audit.snapshot(visit)
+    visit.state = Visit.State.CANCELLED
+    visit.cancel_reason = reason.strip()[:300]
+    visit.save()
+    _record_visit(actor, visit, before, "visit.cancelled")
+    _visit_event(visit, f"visit {visit.number} cancelled: {visit.cancel_reason}", actor, now)
+    ticket = visit.ticket
+    still_booked = ticket.visits.filter(state=Visit.State.SCHEDULED).exists()
+    if ticket.status == Status.VISIT_SCHEDULED and not still_booked:
+        ticket_set_status(actor=actor, ticket=ticket, status=Status.IN_PROGRESS, now=now)
+    return visit

@@ -43,6 +43,16 @@ urlpatterns = [
     path("tickets/<int:pk>/people/", views.ticket_people, name="ticket_people"),
     path("tickets/<int:pk>/merge/", views.ticket_merge, name="ticket_merge"),
     path("tickets/<int:pk>/time/", views.ticket_time, name="ticket_time"),
+    path("tickets/<int:pk>/visits/", views.ticket_visit_create, name="ticket_visit_create"),
+    path("tickets/visits/<int:pk>/", views.ticket_visit, name="ticket_visit"),
+    path("tickets/visits/<int:pk>/edit/", views.ticket_visit_edit, name="ticket_visit_edit"),
+    path("tickets/visits/<int:pk>/cancel/", views.ticket_visit_cancel, name="ticket_visit_cancel"),
+    path(
+        "tickets/visits/<int:pk>/check-in/",
+        views.ticket_visit_check_in,
+        name="ticket_visit_check_in",
+    ),
+    path("tickets/visits/<int:pk>/sign/", views.ticket_visit_sign, name="ticket_visit_sign"),
     # The knowledge base has its own menu entry ("knowledge").
     path("kb/", views.knowledge_list, name="knowledge_list"),
     path("kb/new/", views.knowledge_create, name="knowledge_create"),

@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from onestop.contracts.models import Contract
 from onestop.core import selectors as core_selectors
+from onestop.core.errors import ConflictError
 from onestop.core.forms import ServiceForm
 from onestop.core.models import Team, User
 from onestop.core.permissions import allowed_actions, can, require
@@ -45,6 +46,8 @@ from onestop.core.views import (
 )
 from onestop.servicedesk import forms, selectors, services
 from onestop.servicedesk.models import (
+    SIGNATURE_HEIGHT,
+    SIGNATURE_WIDTH,
     CannedReply,
     KnowledgeArticle,
     RecurringTicket,
@@ -54,6 +57,7 @@ from onestop.servicedesk.models import (
     Ticket,
     TicketEntry,
     TimeEntry,
+    Visit,
 )
 
 MINE_LIMIT = 100
@@ -158,8 +162,13 @@ def ticket_mine(request: HttpRequest) -> HttpResponse:
     require(user, "change", Ticket)
     mine = selectors.ticket_list(user=user, assignee_id=user.pk, is_open=True)
     tickets = list(mine.order_by(*DUE_FIRST)[: MINE_LIMIT + 1])
+    # Visits not yet done, the next first: what the engineer must be on site for.
+    visits = selectors.visit_list(user=user, engineer_id=user.pk).filter(
+        state__in=(Visit.State.SCHEDULED, Visit.State.ON_SITE)
+    )
     context = {
         "title": _("My work"),
+        "visits": list(visits[:DETAIL_LIMIT]),
         "page": Page(rows=_with_sla(tickets[:MINE_LIMIT]), next_cursor="", is_first=True),
         "more": len(tickets) > MINE_LIMIT,
         "limit": MINE_LIMIT,
@@ -249,6 +258,7 @@ def _ticket_page(
         done = ticket.status in (Status.RESOLVED, Status.CLOSED)
         context.update(
             {
+                "visits": list(selectors.visit_list(user=user, ticket_id=ticket.pk)[:DETAIL_LIMIT]),
                 "reply_form": reply_form or forms.PortalReplyForm(user=user, instance=ticket),
                 "can_rate": done and ticket.csat_score is None,
                 "rating_form": rating_form or forms.RatingForm(user=user, instance=ticket),
@@ -282,7 +292,20 @@ def _ticket_page(
         }
     )
     context.update(_time_context(request, ticket, rejected.get("time_form")))
+    context.update(_visit_context(request, ticket, rejected.get("visit_form")))
     return render(request, "servicedesk/ticket_detail.html", context, status=status)
+
+
+def _visit_context(request: HttpRequest, ticket: Ticket, visit_form: Any) -> dict[str, Any]:
+    """The ticket's on-site visits and, for whoever may dispatch, the form to book one."""
+    user = request.user
+    visits = list(selectors.visit_list(user=user, ticket_id=ticket.pk)[:DETAIL_LIMIT])
+    may_book = can(user, "add", Visit) and ticket.is_open
+    return {
+        "visits": visits,
+        "visit_form": visit_form
+        or (forms.VisitScheduleForm(user=user, instance=ticket) if may_book else None),
+    }
 
 
 def _time_context(request: HttpRequest, ticket: Ticket, time_form: Any) -> dict[str, Any]:
@@ -374,6 +397,108 @@ def ticket_time(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(_detail_url(ticket, "time"))
     ticket = selectors.ticket_get(user=user, pk=pk)
     return _ticket_page(request, ticket, time_form=form, status=400)
+
+
+@ui_view
+@require_POST
+def ticket_visit_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Books an on-site visit; the ticket then waits for it with its clock paused."""
+    user = request.user
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    require(user, "add", Visit)
+    form = forms.VisitScheduleForm(request.POST, user=user, instance=ticket)
+    if visit := _save(request, form):
+        messages.success(request, _("Visit %(number)s booked.") % {"number": visit.number})
+        return redirect(_detail_url(ticket, "visits"))
+    ticket = selectors.ticket_get(user=user, pk=pk)
+    return _ticket_page(request, ticket, visit_form=form, status=400)
+
+
+@ui_view
+def ticket_visit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The work order (派工单): what to do, when, and, once done, the customer's signature.
+    On the engineer's phone it is where the customer signs."""
+    return _visit_page(request, selectors.visit_get(user=request.user, pk=pk))
+
+
+def _visit_page(
+    request: HttpRequest, visit: Visit, *, status: int = 200, **rejected: Any
+) -> HttpResponse:
+    user = request.user
+    require(user, "view", visit)
+    may_act = can(user, "change", visit) and (
+        user.pk == visit.engineer_id or user.role in services.VISIT_COORDINATORS
+    )
+    scheduled = visit.state == Visit.State.SCHEDULED
+    context = {
+        "visit": visit,
+        "ticket": visit.ticket,
+        "may_act": may_act,
+        "edit_form": rejected.get("edit_form")
+        or (forms.VisitScheduleForm(user=user, instance=visit) if may_act and scheduled else None),
+        "cancel_form": rejected.get("cancel_form")
+        or (forms.VisitCancelForm(user=user, instance=visit) if may_act and scheduled else None),
+        "sign_form": rejected.get("sign_form")
+        or (
+            forms.VisitSignOffForm(user=user, instance=visit)
+            if may_act and visit.state == Visit.State.ON_SITE
+            else None
+        ),
+        "signature_size": (SIGNATURE_WIDTH, SIGNATURE_HEIGHT),
+    }
+    return render(request, "servicedesk/visit_detail.html", context, status=status)
+
+
+def _visit_action(
+    request: HttpRequest, pk: int, form_class: type[ServiceForm], form_key: str, done: str
+) -> HttpResponse:
+    user = request.user
+    visit = selectors.visit_get(user=user, pk=pk)
+    require(user, "change", visit)
+    form = form_class(request.POST, user=user, instance=visit)
+    if _save(request, form):
+        messages.success(request, done)
+        return redirect("ticket_visit", pk=pk)
+    visit = selectors.visit_get(user=user, pk=pk)
+    return _visit_page(request, visit, status=400, **{form_key: form})
+
+
+@ui_view
+@require_POST
+def ticket_visit_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _visit_action(request, pk, forms.VisitScheduleForm, "edit_form", _("Visit moved."))
+
+
+@ui_view
+@require_POST
+def ticket_visit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _visit_action(request, pk, forms.VisitCancelForm, "cancel_form", _("Visit cancelled."))
+
+
+@ui_view
+@require_POST
+def ticket_visit_sign(request: HttpRequest, pk: int) -> HttpResponse:
+    return _visit_action(
+        request, pk, forms.VisitSignOffForm, "sign_form", _("Work order signed. Thank you.")
+    )
+
+
+@ui_view
+@require_POST
+def ticket_visit_check_in(request: HttpRequest, pk: int) -> HttpResponse:
+    """The engineer has arrived: the visit starts now."""
+    user = request.user
+    visit = selectors.visit_get(user=user, pk=pk)
+    require(user, "change", visit)
+    try:
+        services.visit_check_in(actor=user, visit=visit)
+    except ConflictError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, _("Checked in. Hand the phone to the customer to sign at the end.")
+        )
+    return redirect("ticket_visit", pk=pk)
 
 
 @ui_view

@@ -23,7 +23,75 @@
     return true;
   }
 
+  // The work order's signature pad: the customer signs with a finger on the engineer's phone.
+  // Points are kept in the canvas's own coordinates (its width × height attributes), whatever
+  // size the screen shows it at, and sent as JSON strokes in the form's "signature" field.
+  function setupSignaturePad(pad) {
+    var canvas = pad.querySelector("canvas");
+    var form = pad.closest("form");
+    var input = form && form.querySelector("input[name=signature]");
+    if (!canvas || !input) return;
+    var context = canvas.getContext("2d");
+    var strokes = [];
+    var current = null;
+    context.lineWidth = 3;
+    context.lineCap = "round";
+    context.lineJoin = "round";
+    context.strokeStyle = "#1b2430";
+
+    function point(event) {
+      var box = canvas.getBoundingClientRect();
+      var x = ((event.clientX - box.left) / box.width) * canvas.width;
+      var y = ((event.clientY - box.top) / box.height) * canvas.height;
+      return [
+        Math.round(Math.min(Math.max(x, 0), canvas.width) * 10) / 10,
+        Math.round(Math.min(Math.max(y, 0), canvas.height) * 10) / 10,
+      ];
+    }
+    function save() {
+      input.value = strokes.length ? JSON.stringify(strokes) : "";
+    }
+    canvas.addEventListener("pointerdown", function (event) {
+      event.preventDefault();
+      canvas.setPointerCapture(event.pointerId);
+      current = [point(event)];
+      strokes.push(current);
+      context.beginPath();
+      context.moveTo(current[0][0], current[0][1]);
+    });
+    canvas.addEventListener("pointermove", function (event) {
+      if (!current) return;
+      var p = point(event);
+      current.push(p);
+      context.lineTo(p[0], p[1]);
+      context.stroke();
+    });
+    function end() {
+      if (!current) return;
+      if (current.length === 1) current.push(current[0].slice());
+      current = null;
+      save();
+    }
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    pad.querySelector("[data-signature-clear]").addEventListener("click", function () {
+      strokes = [];
+      current = null;
+      context.clearRect(0, 0, canvas.width, canvas.height);
+      save();
+    });
+  }
+
   function init(root) {
+    root.querySelectorAll("[data-signature-pad]").forEach(function (pad) {
+      if (once(pad)) setupSignaturePad(pad);
+    });
+    root.querySelectorAll("[data-print]").forEach(function (button) {
+      if (!once(button)) return;
+      button.addEventListener("click", function () {
+        window.print();
+      });
+    });
     root.querySelectorAll("select[data-role-select]").forEach(function (select) {
       if (!once(select)) return;
       syncRoleFields(select);
