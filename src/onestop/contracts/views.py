@@ -26,13 +26,13 @@ from onestop.core import selectors as core_selectors
 from onestop.core.forms import SearchForm
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
-    _created,
-    _delete_page,
-    _list_page,
-    _post,
-    _preset_customer,
-    _save,
-    _saved,
+    delete_page,
+    form_save,
+    list_page,
+    post_data,
+    preset_customer,
+    say_created,
+    say_saved,
     ui_view,
 )
 
@@ -59,7 +59,7 @@ def contract_list(request: HttpRequest) -> HttpResponse:
     add_url = reverse("contract_create")
     if customer:
         add_url += "?" + urlencode({"customer": customer.pk})
-    return _list_page(
+    return list_page(
         request,
         model=Contract,
         queryset=selectors.contract_list(
@@ -97,10 +97,10 @@ def contract_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def contract_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", Contract)
-    customer = _preset_customer(request)
-    form = forms.ContractForm(_post(request), user=request.user, customer=customer)
-    if contract := _save(request, form):
-        _created(request, contract)
+    customer = preset_customer(request)
+    form = forms.ContractForm(post_data(request), user=request.user, customer=customer)
+    if contract := form_save(request, form):
+        say_created(request, contract)
         return redirect("contract_detail", pk=contract.pk)
     cancel = reverse("contract_list")
     if customer:
@@ -118,9 +118,9 @@ def contract_create(request: HttpRequest) -> HttpResponse:
 def contract_edit(request: HttpRequest, pk: int) -> HttpResponse:
     contract = selectors.contract_get(user=request.user, pk=pk)
     require(request.user, "change", contract)
-    form = forms.ContractForm(_post(request), user=request.user, instance=contract)
-    if _save(request, form):
-        _saved(request, contract)
+    form = forms.ContractForm(post_data(request), user=request.user, instance=contract)
+    if form_save(request, form):
+        say_saved(request, contract)
         return redirect("contract_detail", pk=contract.pk)
     return _edit_page(
         request,
@@ -135,7 +135,7 @@ def contract_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def contract_delete(request: HttpRequest, pk: int) -> HttpResponse:
     contract = selectors.contract_get(user=request.user, pk=pk)
     require(request.user, "delete", contract)
-    return _delete_page(
+    return delete_page(
         request,
         contract,
         delete=lambda: services.contract_delete(actor=request.user, contract=contract),
@@ -152,7 +152,7 @@ def sla_policy_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", SlaPolicy)
     form = SearchForm(request.GET)
     form.is_valid()
-    return _list_page(
+    return list_page(
         request,
         model=SlaPolicy,
         queryset=selectors.sla_policy_list(user=request.user, q=form.cleaned_data.get("q")),
@@ -179,9 +179,9 @@ def sla_policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def sla_policy_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", SlaPolicy)
-    form = forms.SlaPolicyForm(_post(request), user=request.user)
-    if policy := _save(request, form):
-        _created(request, policy)
+    form = forms.SlaPolicyForm(post_data(request), user=request.user)
+    if policy := form_save(request, form):
+        say_created(request, policy)
         return redirect("sla_policy_detail", pk=policy.pk)
     return _edit_page(
         request,
@@ -196,9 +196,9 @@ def sla_policy_create(request: HttpRequest) -> HttpResponse:
 def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     policy = selectors.sla_policy_get(user=request.user, pk=pk)
     require(request.user, "change", policy)
-    form = forms.SlaPolicyForm(_post(request), user=request.user, instance=policy)
-    if _save(request, form):
-        _saved(request, policy)
+    form = forms.SlaPolicyForm(post_data(request), user=request.user, instance=policy)
+    if form_save(request, form):
+        say_saved(request, policy)
         return redirect("sla_policy_detail", pk=policy.pk)
     return _edit_page(
         request,
@@ -213,7 +213,7 @@ def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def sla_policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
     policy = selectors.sla_policy_get(user=request.user, pk=pk)
     require(request.user, "delete", policy)
-    return _delete_page(
+    return delete_page(
         request,
         policy,
         delete=lambda: services.sla_policy_delete(actor=request.user, policy=policy),
@@ -252,7 +252,7 @@ def calendar_list(request: HttpRequest) -> HttpResponse:
     partial = request.htmx and not request.htmx.history_restore_request
     if not partial and can(request.user, "change", BusinessCalendar):
         _warn_missing_years(request)
-    return _list_page(
+    return list_page(
         request,
         model=BusinessCalendar,
         queryset=selectors.calendar_list(user=request.user, q=form.cleaned_data.get("q")),
@@ -333,9 +333,9 @@ def calendar_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def calendar_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", BusinessCalendar)
-    form = forms.CalendarForm(_post(request), user=request.user)
-    if calendar := _save(request, form):
-        _created(request, calendar)
+    form = forms.CalendarForm(post_data(request), user=request.user)
+    if calendar := form_save(request, form):
+        say_created(request, calendar)
         return redirect("calendar_detail", pk=calendar.pk)
     return _edit_page(
         request,
@@ -350,9 +350,9 @@ def calendar_create(request: HttpRequest) -> HttpResponse:
 def calendar_edit(request: HttpRequest, pk: int) -> HttpResponse:
     calendar = selectors.calendar_get(user=request.user, pk=pk)
     require(request.user, "change", calendar)
-    form = forms.CalendarForm(_post(request), user=request.user, instance=calendar)
-    if _save(request, form):
-        _saved(request, calendar)
+    form = forms.CalendarForm(post_data(request), user=request.user, instance=calendar)
+    if form_save(request, form):
+        say_saved(request, calendar)
         return redirect("calendar_detail", pk=calendar.pk)
     return _edit_page(
         request,
@@ -367,7 +367,7 @@ def calendar_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def calendar_delete(request: HttpRequest, pk: int) -> HttpResponse:
     calendar = selectors.calendar_get(user=request.user, pk=pk)
     require(request.user, "delete", calendar)
-    return _delete_page(
+    return delete_page(
         request,
         calendar,
         delete=lambda: services.calendar_delete(actor=request.user, calendar=calendar),
@@ -382,7 +382,7 @@ def calendar_import_chinese(request: HttpRequest, pk: int) -> HttpResponse:
     calendar = selectors.calendar_get(user=request.user, pk=pk)
     require(request.user, "change", calendar)
     form = forms.ChineseImportForm(request.POST, user=request.user, instance=calendar, prefix="cn")
-    summary = _save(request, form)
+    summary = form_save(request, form)
     if summary is None:
         return _calendar_page(request, calendar, chinese_form=form, status=400)
     for year, counts in summary.items():
@@ -402,7 +402,7 @@ def calendar_import_ical(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.IcalImportForm(
         request.POST, request.FILES, user=request.user, instance=calendar, prefix="ical"
     )
-    count = _save(request, form)
+    count = form_save(request, form)
     if count is None:
         return _calendar_page(request, calendar, ical_form=form, status=400)
     messages.success(
@@ -423,7 +423,7 @@ def calendar_day_set(request: HttpRequest, pk: int) -> HttpResponse:
     calendar = selectors.calendar_get(user=request.user, pk=pk)
     require(request.user, "change", calendar)
     form = forms.CalendarDayForm(request.POST, user=request.user, instance=calendar, prefix="day")
-    day = _save(request, form)
+    day = form_save(request, form)
     if day is None:
         return _calendar_page(request, calendar, day_form=form, status=400)
     messages.success(

@@ -109,11 +109,11 @@ def ui_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return login_required(wrapper)
 
 
-def _post(request: HttpRequest) -> Any:
+def post_data(request: HttpRequest) -> Any:
     return request.POST if request.method == "POST" else None
 
 
-def _save(request: HttpRequest, form: forms.ServiceForm) -> Any:
+def form_save(request: HttpRequest, form: forms.ServiceForm) -> Any:
     """Validates and saves the form; a conflict with stored data becomes an error message."""
     if request.method != "POST" or not form.is_valid():
         return None
@@ -124,7 +124,7 @@ def _save(request: HttpRequest, form: forms.ServiceForm) -> Any:
         return None
 
 
-def _next_url(request: HttpRequest, default: str) -> str:
+def safe_next_url(request: HttpRequest, default: str) -> str:
     url = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
         url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -133,7 +133,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
     return default
 
 
-def _list_page(
+def list_page(
     request: HttpRequest,
     *,
     model: type[Model],
@@ -163,7 +163,7 @@ def _list_page(
     return response
 
 
-def _form_page(
+def form_page(
     request: HttpRequest, form: Any, *, title: str, cancel_url: str, **extra: Any
 ) -> HttpResponse:
     status = 400 if form.is_bound and form.errors else 200
@@ -171,7 +171,7 @@ def _form_page(
     return render(request, "core/form.html", context, status=status)
 
 
-def _delete_page(
+def delete_page(
     request: HttpRequest,
     obj: Model,
     *,
@@ -193,12 +193,12 @@ def _delete_page(
     return render(request, "core/confirm_delete.html", context)
 
 
-def _created(request: HttpRequest, obj: Model) -> None:
+def say_created(request: HttpRequest, obj: Model) -> None:
     what = capfirst(obj._meta.verbose_name)
     messages.success(request, _("%(what)s “%(obj)s” created.") % {"what": what, "obj": obj})
 
 
-def _saved(request: HttpRequest, obj: Model) -> None:
+def say_saved(request: HttpRequest, obj: Model) -> None:
     messages.success(request, _("Changes to “%(obj)s” saved.") % {"obj": obj})
 
 
@@ -238,7 +238,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     form = forms.CustomerFilterForm(request.GET)
     form.is_valid()
     filters = form.cleaned_data
-    return _list_page(
+    return list_page(
         request,
         model=Customer,
         queryset=selectors.customer_list(
@@ -283,22 +283,22 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def customer_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", Customer)
-    form = forms.CustomerForm(_post(request), user=request.user)
-    if customer := _save(request, form):
-        _created(request, customer)
+    form = forms.CustomerForm(post_data(request), user=request.user)
+    if customer := form_save(request, form):
+        say_created(request, customer)
         return redirect("customer_detail", pk=customer.pk)
-    return _form_page(request, form, title=_("New customer"), cancel_url=reverse("customer_list"))
+    return form_page(request, form, title=_("New customer"), cancel_url=reverse("customer_list"))
 
 
 @ui_view
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get(user=request.user, pk=pk)
     require(request.user, "change", customer)
-    form = forms.CustomerForm(_post(request), user=request.user, instance=customer)
-    if _save(request, form):
-        _saved(request, customer)
+    form = forms.CustomerForm(post_data(request), user=request.user, instance=customer)
+    if form_save(request, form):
+        say_saved(request, customer)
         return redirect("customer_detail", pk=customer.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": customer},
@@ -310,7 +310,7 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get(user=request.user, pk=pk)
     require(request.user, "delete", customer)
-    return _delete_page(
+    return delete_page(
         request,
         customer,
         delete=lambda: services.customer_delete(actor=request.user, customer=customer),
@@ -328,7 +328,7 @@ def site_list(request: HttpRequest) -> HttpResponse:
     form = forms.SiteFilterForm(request.GET, user=request.user)
     form.is_valid()
     customer = form.cleaned_data.get("customer")
-    return _list_page(
+    return list_page(
         request,
         model=Site,
         queryset=selectors.site_list(
@@ -358,7 +358,7 @@ def site_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/site_detail.html", context)
 
 
-def _preset_customer(request: HttpRequest) -> Customer | None:
+def preset_customer(request: HttpRequest) -> Customer | None:
     """The customer named by ?customer= on "add" links from a customer's page, if visible."""
     pk = request.GET.get("customer")
     return selectors.customer_get(user=request.user, pk=pk) if pk else None
@@ -367,24 +367,24 @@ def _preset_customer(request: HttpRequest) -> Customer | None:
 @ui_view
 def site_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", Site)
-    customer = _preset_customer(request)
-    form = forms.SiteForm(_post(request), user=request.user, initial={"customer": customer})
-    if site := _save(request, form):
-        _created(request, site)
+    customer = preset_customer(request)
+    form = forms.SiteForm(post_data(request), user=request.user, initial={"customer": customer})
+    if site := form_save(request, form):
+        say_created(request, site)
         return redirect("site_detail", pk=site.pk)
     cancel = reverse("customer_detail", args=[customer.pk]) if customer else reverse("site_list")
-    return _form_page(request, form, title=_("New site"), cancel_url=cancel)
+    return form_page(request, form, title=_("New site"), cancel_url=cancel)
 
 
 @ui_view
 def site_edit(request: HttpRequest, pk: int) -> HttpResponse:
     site = selectors.site_get(user=request.user, pk=pk)
     require(request.user, "change", site)
-    form = forms.SiteForm(_post(request), user=request.user, instance=site)
-    if _save(request, form):
-        _saved(request, site)
+    form = forms.SiteForm(post_data(request), user=request.user, instance=site)
+    if form_save(request, form):
+        say_saved(request, site)
         return redirect("site_detail", pk=site.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": site},
@@ -396,7 +396,7 @@ def site_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def site_delete(request: HttpRequest, pk: int) -> HttpResponse:
     site = selectors.site_get(user=request.user, pk=pk)
     require(request.user, "delete", site)
-    return _delete_page(
+    return delete_page(
         request,
         site,
         delete=lambda: services.site_delete(actor=request.user, site=site),
@@ -414,7 +414,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     form = forms.ContactFilterForm(request.GET, user=request.user)
     form.is_valid()
     customer = form.cleaned_data.get("customer")
-    return _list_page(
+    return list_page(
         request,
         model=Contact,
         queryset=selectors.contact_list(
@@ -445,26 +445,26 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def contact_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", Contact)
-    customer = _preset_customer(request)
+    customer = preset_customer(request)
     form = forms.ContactForm(
-        _post(request), user=request.user, customer=customer, initial={"customer": customer}
+        post_data(request), user=request.user, customer=customer, initial={"customer": customer}
     )
-    if contact := _save(request, form):
-        _created(request, contact)
+    if contact := form_save(request, form):
+        say_created(request, contact)
         return redirect("contact_detail", pk=contact.pk)
     cancel = reverse("customer_detail", args=[customer.pk]) if customer else reverse("contact_list")
-    return _form_page(request, form, title=_("New contact"), cancel_url=cancel)
+    return form_page(request, form, title=_("New contact"), cancel_url=cancel)
 
 
 @ui_view
 def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
     contact = selectors.contact_get(user=request.user, pk=pk)
     require(request.user, "change", contact)
-    form = forms.ContactForm(_post(request), user=request.user, instance=contact)
-    if _save(request, form):
-        _saved(request, contact)
+    form = forms.ContactForm(post_data(request), user=request.user, instance=contact)
+    if form_save(request, form):
+        say_saved(request, contact)
         return redirect("contact_detail", pk=contact.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": contact},
@@ -476,7 +476,7 @@ def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
     contact = selectors.contact_get(user=request.user, pk=pk)
     require(request.user, "delete", contact)
-    return _delete_page(
+    return delete_page(
         request,
         contact,
         delete=lambda: services.contact_delete(actor=request.user, contact=contact),
@@ -493,7 +493,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", Team)
     form = forms.SearchForm(request.GET)
     form.is_valid()
-    return _list_page(
+    return list_page(
         request,
         model=Team,
         queryset=selectors.team_list(user=request.user, q=form.cleaned_data.get("q")),
@@ -523,22 +523,22 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def team_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", Team)
-    form = forms.TeamForm(_post(request), user=request.user)
-    if team := _save(request, form):
-        _created(request, team)
+    form = forms.TeamForm(post_data(request), user=request.user)
+    if team := form_save(request, form):
+        say_created(request, team)
         return redirect("team_detail", pk=team.pk)
-    return _form_page(request, form, title=_("New team"), cancel_url=reverse("team_list"))
+    return form_page(request, form, title=_("New team"), cancel_url=reverse("team_list"))
 
 
 @ui_view
 def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
     team = selectors.team_get(user=request.user, pk=pk)
     require(request.user, "change", team)
-    form = forms.TeamForm(_post(request), user=request.user, instance=team)
-    if _save(request, form):
-        _saved(request, team)
+    form = forms.TeamForm(post_data(request), user=request.user, instance=team)
+    if form_save(request, form):
+        say_saved(request, team)
         return redirect("team_detail", pk=team.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": team},
@@ -550,7 +550,7 @@ def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
     team = selectors.team_get(user=request.user, pk=pk)
     require(request.user, "delete", team)
-    return _delete_page(
+    return delete_page(
         request,
         team,
         delete=lambda: services.team_delete(actor=request.user, team=team),
@@ -568,7 +568,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     form = forms.UserFilterForm(request.GET, user=request.user)
     form.is_valid()
     customer = form.cleaned_data.get("customer")
-    return _list_page(
+    return list_page(
         request,
         model=User,
         queryset=selectors.user_list(
@@ -603,11 +603,11 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @sensitive_post_parameters("password")
 def user_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", User)
-    form = forms.UserForm(_post(request), user=request.user)
-    if person := _save(request, form):
-        _created(request, person)
+    form = forms.UserForm(post_data(request), user=request.user)
+    if person := form_save(request, form):
+        say_created(request, person)
         return redirect("user_detail", pk=person.pk)
-    return _form_page(request, form, title=_("New user"), cancel_url=reverse("user_list"))
+    return form_page(request, form, title=_("New user"), cancel_url=reverse("user_list"))
 
 
 @ui_view
@@ -615,11 +615,11 @@ def user_create(request: HttpRequest) -> HttpResponse:
 def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
     person = selectors.user_get(user=request.user, pk=pk)
     require(request.user, "change", person)
-    form = forms.UserForm(_post(request), user=request.user, instance=person)
-    if _save(request, form):
-        _saved(request, person)
+    form = forms.UserForm(post_data(request), user=request.user, instance=person)
+    if form_save(request, form):
+        say_saved(request, person)
         return redirect("user_detail", pk=person.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": person},
@@ -631,7 +631,7 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def user_delete(request: HttpRequest, pk: int) -> HttpResponse:
     person = selectors.user_get(user=request.user, pk=pk)
     require(request.user, "delete", person)
-    return _delete_page(
+    return delete_page(
         request,
         person,
         delete=lambda: services.user_delete(actor=request.user, user=person),
@@ -648,7 +648,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", AuditEvent)
     form = forms.AuditFilterForm(request.GET, user=request.user)
     form.is_valid()
-    return _list_page(
+    return list_page(
         request,
         model=AuditEvent,
         queryset=selectors.audit_event_list(user=request.user, **form.filters()),
@@ -677,10 +677,10 @@ def _signed_in(request: HttpRequest) -> bool:
 @never_cache
 @sensitive_post_parameters("password")
 def login_view(request: HttpRequest) -> HttpResponse:
-    next_url = _next_url(request, reverse(settings.LOGIN_REDIRECT_URL))
+    next_url = safe_next_url(request, reverse(settings.LOGIN_REDIRECT_URL))
     if _signed_in(request):
         return redirect(next_url)
-    form = forms.LoginForm(request, data=_post(request))
+    form = forms.LoginForm(request, data=post_data(request))
     if request.method == "POST":
         if form.is_valid():
             user = form.user
@@ -704,13 +704,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 def login_otp(request: HttpRequest) -> HttpResponse:
     """The second sign-in step for users with two-factor authentication on."""
-    next_url = _next_url(request, reverse(settings.LOGIN_REDIRECT_URL))
+    next_url = safe_next_url(request, reverse(settings.LOGIN_REDIRECT_URL))
     if not request.user.is_authenticated:
         return redirect("login")
     if _signed_in(request):
         return redirect(next_url)
     user = request.user
-    form = forms.OtpForm(_post(request), user=user)
+    form = forms.OtpForm(post_data(request), user=user)
     if request.method == "POST":
         if form.is_valid():
             request.session["otp_verified"] = True
@@ -770,8 +770,8 @@ def _account_page(
 
 @ui_view
 def account(request: HttpRequest) -> HttpResponse:
-    form = forms.ProfileForm(_post(request), user=request.user)
-    if _save(request, form):
+    form = forms.ProfileForm(post_data(request), user=request.user)
+    if form_save(request, form):
         messages.success(request, _("Your profile is saved."))
         response = redirect("account")
         # The saved language takes over from an earlier choice in the language switch.
@@ -795,7 +795,7 @@ def account(request: HttpRequest) -> HttpResponse:
 def api_token_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", ApiToken)
     form = forms.ApiTokenForm(request.POST, user=request.user)
-    result = _save(request, form)
+    result = form_save(request, form)
     if result is None:
         return _account_page(request, token_form=form, status=400)
     _token, raw = result
@@ -816,12 +816,12 @@ def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 @sensitive_post_parameters("old_password", "new_password", "new_password_again")
 def password_change(request: HttpRequest) -> HttpResponse:
-    form = forms.PasswordChangeForm(_post(request), user=request.user)
-    if user := _save(request, form):
+    form = forms.PasswordChangeForm(post_data(request), user=request.user)
+    if user := form_save(request, form):
         update_session_auth_hash(request, user)
         messages.success(request, _("Your password is changed."))
         return redirect("account")
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Change password"),
@@ -843,12 +843,12 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     if action == "begin" and not user.totp_enabled:
         services.user_totp_begin(user=user)
         return redirect("two_factor")
-    if action == "confirm" and _save(request, confirm_form):
+    if action == "confirm" and form_save(request, confirm_form):
         # The code just entered proves this session holds the second factor.
         request.session["otp_verified"] = True
         messages.success(request, _("Two-factor authentication is on."))
         return redirect("account")
-    if action == "disable" and _save(request, disable_form):
+    if action == "disable" and form_save(request, disable_form):
         messages.success(request, _("Two-factor authentication is off."))
         return redirect("account")
     context = {

@@ -32,16 +32,16 @@ from onestop.core.models import Team, User
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
     Page,
-    _created,
-    _delete_page,
-    _form_page,
-    _list_page,
-    _next_url,
-    _post,
-    _preset_customer,
-    _save,
-    _saved,
+    delete_page,
+    form_page,
+    form_save,
     keyset_page,
+    list_page,
+    post_data,
+    preset_customer,
+    safe_next_url,
+    say_created,
+    say_saved,
     ui_view,
 )
 from onestop.servicedesk import forms, selectors, services
@@ -138,8 +138,8 @@ def ticket_bulk(request: HttpRequest) -> HttpResponse:
     require(user, "change", Ticket)
     teams, staff = _desk_choices(user)
     form = forms.BulkForm(request.POST, user=user, teams=teams, staff=staff)
-    back = _next_url(request, reverse("ticket_list"))
-    result = _save(request, form)
+    back = safe_next_url(request, reverse("ticket_list"))
+    result = form_save(request, form)
     if result is None:
         _form_errors_as_messages(request, form)
         return redirect(back)
@@ -211,13 +211,13 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
     user = request.user
     require(user, "add", Ticket)
     if user.is_customer_user:
-        form = forms.PortalTicketForm(_post(request), user=user)
+        form = forms.PortalTicketForm(post_data(request), user=user)
         template = "servicedesk/portal_form.html"
     else:
-        customer = _preset_customer(request)
-        form = forms.TicketCreateForm(_post(request), user=user, customer=customer)
+        customer = preset_customer(request)
+        form = forms.TicketCreateForm(post_data(request), user=user, customer=customer)
         template = "servicedesk/ticket_form.html"
-    if ticket := _save(request, form):
+    if ticket := form_save(request, form):
         messages.success(request, _("Ticket #%(id)s opened.") % {"id": ticket.pk})
         return redirect("ticket_detail", pk=ticket.pk)
     status = 400 if form.is_bound and form.errors else 200
@@ -345,7 +345,7 @@ def ticket_attach(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "add", TicketEntry)
     form = forms.AttachForm(request.POST, request.FILES, user=user, instance=ticket)
-    if attachment := _save(request, form):
+    if attachment := form_save(request, form):
         messages.success(request, _("“%(name)s” attached.") % {"name": attachment.name})
         return redirect(_detail_url(ticket, "attachments"))
     ticket = selectors.ticket_get(user=user, pk=pk)
@@ -360,8 +360,8 @@ def ticket_people(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "change", ticket)
     form = forms.PeopleForm(request.POST, user=user, instance=ticket)
-    if _save(request, form):
-        _saved(request, ticket)
+    if form_save(request, form):
+        say_saved(request, ticket)
         return redirect(_detail_url(ticket, "people"))
     ticket = selectors.ticket_get(user=user, pk=pk)
     return _ticket_page(request, ticket, people_form=form, status=400)
@@ -375,7 +375,7 @@ def ticket_merge(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "change", ticket)
     form = forms.MergeForm(request.POST, user=user, instance=ticket)
-    if target := _save(request, form):
+    if target := form_save(request, form):
         messages.success(
             request, _("#%(id)s merged into #%(target)s.") % {"id": ticket.pk, "target": target.pk}
         )
@@ -392,7 +392,7 @@ def ticket_time(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "add", TimeEntry)
     form = forms.TimeEntryForm(request.POST, user=user, instance=ticket)
-    if _save(request, form):
+    if form_save(request, form):
         messages.success(request, _("Time logged."))
         return redirect(_detail_url(ticket, "time"))
     ticket = selectors.ticket_get(user=user, pk=pk)
@@ -407,7 +407,7 @@ def ticket_visit_create(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "add", Visit)
     form = forms.VisitScheduleForm(request.POST, user=user, instance=ticket)
-    if visit := _save(request, form):
+    if visit := form_save(request, form):
         messages.success(request, _("Visit %(number)s booked.") % {"number": visit.number})
         return redirect(_detail_url(ticket, "visits"))
     ticket = selectors.ticket_get(user=user, pk=pk)
@@ -456,7 +456,7 @@ def _visit_action(
     visit = selectors.visit_get(user=user, pk=pk)
     require(user, "change", visit)
     form = form_class(request.POST, user=user, instance=visit)
-    if _save(request, form):
+    if form_save(request, form):
         messages.success(request, done)
         return redirect("ticket_visit", pk=pk)
     visit = selectors.visit_get(user=user, pk=pk)
@@ -509,7 +509,7 @@ def ticket_reply(request: HttpRequest, pk: int) -> HttpResponse:
     require(user, "add", TicketEntry)
     form_class = forms.PortalReplyForm if user.is_customer_user else forms.ReplyForm
     form = form_class(request.POST, user=user, instance=ticket)
-    if entry := _save(request, form):
+    if entry := form_save(request, form):
         if entry.kind == TicketEntry.Kind.NOTE:
             messages.success(request, _("Internal note added."))
         else:
@@ -530,7 +530,7 @@ def ticket_rate(request: HttpRequest, pk: int) -> HttpResponse:
     if not user.is_customer_user:
         raise PermissionDenied(_("Only the customer rates a ticket."))
     form = forms.RatingForm(request.POST, user=user, instance=ticket)
-    if _save(request, form):
+    if form_save(request, form):
         messages.success(request, _("Thank you for your rating."))
         return redirect("ticket_detail", pk=ticket.pk)
     ticket = selectors.ticket_get(user=user, pk=pk)
@@ -545,7 +545,7 @@ def ticket_status(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "change", ticket)
     form = forms.StatusForm(request.POST, user=user, instance=ticket)
-    if _save(request, form):
+    if form_save(request, form):
         messages.success(
             request,
             _("#%(id)s is now “%(status)s”.")
@@ -561,11 +561,11 @@ def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     ticket = selectors.ticket_get(user=user, pk=pk)
     require(user, "change", ticket)
-    form = forms.TicketEditForm(_post(request), user=user, instance=ticket)
-    if _save(request, form):
-        _saved(request, ticket)
+    form = forms.TicketEditForm(post_data(request), user=user, instance=ticket)
+    if form_save(request, form):
+        say_saved(request, ticket)
         return redirect("ticket_detail", pk=ticket.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": ticket},
@@ -577,7 +577,7 @@ def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def ticket_delete(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(user=request.user, pk=pk)
     require(request.user, "delete", ticket)
-    return _delete_page(
+    return delete_page(
         request,
         ticket,
         delete=lambda: services.ticket_delete(actor=request.user, ticket=ticket),
@@ -594,7 +594,7 @@ def _portal_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = forms.PortalFilterForm(request.GET)
     form.is_valid()
-    return _list_page(
+    return list_page(
         request,
         model=Ticket,
         queryset=selectors.ticket_list(
@@ -618,7 +618,7 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
     require(user, "view", KnowledgeArticle)
     form = forms.KnowledgeFilterForm(request.GET)
     form.is_valid()
-    return _list_page(
+    return list_page(
         request,
         model=KnowledgeArticle,
         queryset=selectors.knowledge_article_list(user=user, q=form.cleaned_data.get("q"))
@@ -646,22 +646,22 @@ def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @ui_view
 def knowledge_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", KnowledgeArticle)
-    form = forms.KnowledgeArticleForm(_post(request), user=request.user)
-    if article := _save(request, form):
-        _created(request, article)
+    form = forms.KnowledgeArticleForm(post_data(request), user=request.user)
+    if article := form_save(request, form):
+        say_created(request, article)
         return redirect("knowledge_detail", pk=article.pk)
-    return _form_page(request, form, title=_("New article"), cancel_url=reverse("knowledge_list"))
+    return form_page(request, form, title=_("New article"), cancel_url=reverse("knowledge_list"))
 
 
 @ui_view
 def knowledge_edit(request: HttpRequest, pk: int) -> HttpResponse:
     article = selectors.knowledge_article_get(user=request.user, pk=pk)
     require(request.user, "change", article)
-    form = forms.KnowledgeArticleForm(_post(request), user=request.user, instance=article)
-    if _save(request, form):
-        _saved(request, article)
+    form = forms.KnowledgeArticleForm(post_data(request), user=request.user, instance=article)
+    if form_save(request, form):
+        say_saved(request, article)
         return redirect("knowledge_detail", pk=article.pk)
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": article},
@@ -673,7 +673,7 @@ def knowledge_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def knowledge_delete(request: HttpRequest, pk: int) -> HttpResponse:
     article = selectors.knowledge_article_get(user=request.user, pk=pk)
     require(request.user, "delete", article)
-    return _delete_page(
+    return delete_page(
         request,
         article,
         delete=lambda: services.knowledge_article_delete(actor=request.user, article=article),
@@ -698,7 +698,7 @@ def ticket_recurring_list(request: HttpRequest) -> HttpResponse:
     )
     if q := form.cleaned_data.get("q"):
         queryset = queryset.filter(title__icontains=q)
-    return _list_page(
+    return list_page(
         request,
         model=RecurringTicket,
         queryset=queryset,
@@ -713,14 +713,14 @@ def ticket_recurring_list(request: HttpRequest) -> HttpResponse:
 @ui_view
 def ticket_recurring_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", RecurringTicket)
-    customer = _preset_customer(request)
+    customer = preset_customer(request)
     form = forms.RecurringTicketForm(
-        _post(request), user=request.user, initial={"customer": customer}
+        post_data(request), user=request.user, initial={"customer": customer}
     )
-    if recurring := _save(request, form):
-        _created(request, recurring)
+    if recurring := form_save(request, form):
+        say_created(request, recurring)
         return redirect("ticket_recurring_list")
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("New recurring ticket"),
@@ -732,11 +732,11 @@ def ticket_recurring_create(request: HttpRequest) -> HttpResponse:
 def ticket_recurring_edit(request: HttpRequest, pk: int) -> HttpResponse:
     recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
     require(request.user, "change", recurring)
-    form = forms.RecurringTicketForm(_post(request), user=request.user, instance=recurring)
-    if _save(request, form):
-        _saved(request, recurring)
+    form = forms.RecurringTicketForm(post_data(request), user=request.user, instance=recurring)
+    if form_save(request, form):
+        say_saved(request, recurring)
         return redirect("ticket_recurring_list")
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": recurring},
@@ -748,7 +748,7 @@ def ticket_recurring_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def ticket_recurring_delete(request: HttpRequest, pk: int) -> HttpResponse:
     recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
     require(request.user, "delete", recurring)
-    return _delete_page(
+    return delete_page(
         request,
         recurring,
         delete=lambda: services.recurring_ticket_delete(actor=request.user, recurring=recurring),
@@ -770,7 +770,7 @@ def ticket_canned_list(request: HttpRequest) -> HttpResponse:
     form = forms.CannedReplyFilterForm(request.GET)
     form.is_valid()
     queryset = selectors.canned_reply_list(user=user, q=form.cleaned_data.get("q"))
-    return _list_page(
+    return list_page(
         request,
         model=CannedReply,
         queryset=queryset,
@@ -785,11 +785,11 @@ def ticket_canned_list(request: HttpRequest) -> HttpResponse:
 @ui_view
 def ticket_canned_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "add", CannedReply)
-    form = forms.CannedReplyForm(_post(request), user=request.user)
-    if reply := _save(request, form):
-        _created(request, reply)
+    form = forms.CannedReplyForm(post_data(request), user=request.user)
+    if reply := form_save(request, form):
+        say_created(request, reply)
         return redirect("ticket_canned_list")
-    return _form_page(
+    return form_page(
         request, form, title=_("New canned reply"), cancel_url=reverse("ticket_canned_list")
     )
 
@@ -798,11 +798,11 @@ def ticket_canned_create(request: HttpRequest) -> HttpResponse:
 def ticket_canned_edit(request: HttpRequest, pk: int) -> HttpResponse:
     reply = selectors.canned_reply_get(user=request.user, pk=pk)
     require(request.user, "change", reply)
-    form = forms.CannedReplyForm(_post(request), user=request.user, instance=reply)
-    if _save(request, form):
-        _saved(request, reply)
+    form = forms.CannedReplyForm(post_data(request), user=request.user, instance=reply)
+    if form_save(request, form):
+        say_saved(request, reply)
         return redirect("ticket_canned_list")
-    return _form_page(
+    return form_page(
         request,
         form,
         title=_("Edit %(obj)s") % {"obj": reply},
@@ -814,7 +814,7 @@ def ticket_canned_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def ticket_canned_delete(request: HttpRequest, pk: int) -> HttpResponse:
     reply = selectors.canned_reply_get(user=request.user, pk=pk)
     require(request.user, "delete", reply)
-    return _delete_page(
+    return delete_page(
         request,
         reply,
         delete=lambda: services.canned_reply_delete(actor=request.user, reply=reply),
@@ -869,7 +869,7 @@ def ticket_view_save(request: HttpRequest) -> HttpResponse:
     """Saves the queue's filters under a name; back on the queue, showing that view."""
     require(request.user, "add", SavedTicketView)
     form = forms.SavedTicketViewForm(request.POST, user=request.user)
-    if view := _save(request, form):
+    if view := form_save(request, form):
         messages.success(request, _("View “%(name)s” saved.") % {"name": view.name})
         url = reverse("ticket_list") + (f"?{view.query}" if view.query else "")
     else:
@@ -901,7 +901,7 @@ def ticket_routing(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         require(user, "change", TeamRouting)
         form = forms.TeamRoutingForm(request.POST, user=user)
-        if routing := _save(request, form):
+        if routing := form_save(request, form):
             messages.success(
                 request,
                 _("%(team)s: %(mode)s.")
