@@ -19,7 +19,10 @@ from django.test import Client
 from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
+from onestop.notify import services as notify_services
+from onestop.notify.models import Delivery, Rule
 from onestop.servicedesk import services as ticket_services
+from onestop.servicedesk.models import Mailbox
 
 
 def api_client(user) -> Client:
@@ -64,6 +67,7 @@ class Resource:
     refused_create: bool = True  # False: that role may create (portal users open tickets)
     deletable: bool = True
     customer_scoped: bool = True  # False: the provider's own objects (teams, calendars, SLAs)
+    viewer: str = "engineer"  # a role that may read it (provider settings: a dispatcher)
     # Routes under /{id}/...: (suffix, method) -> valid body maker (world) or None.
     subroutes: dict[tuple[str, str], Callable[[Any], Any] | None] = field(default_factory=dict)
 
@@ -484,6 +488,163 @@ RESOURCES += [
         patch_check=lambda obj: obj.is_active is False,
         filters=[("customer_id", lambda w: w.customer_a.pk)],
         refused_writer="sales",
+    ),
+]
+
+
+def _make_channel(world, customer):
+    return notify_services.channel_create(
+        actor=None,
+        name=f"{customer.short_code} 值班群 {next(_n)}",
+        kind="webhook",
+        url="http://127.0.0.1:9/hooks/x",
+        secret="s3cret",
+    )
+
+
+def _make_rule(world, customer):
+    return notify_services.rule_create(
+        actor=None,
+        name=f"{customer.short_code} 超时告警 {next(_n)}",
+        channel=_make_channel(world, customer),
+        events=["ticket.sla_breached"],
+        customer=customer,
+    )
+
+
+def _make_delivery(world, customer):
+    # The log is written only by the dispatcher; a row stands for one it recorded.
+    return Delivery.objects.create(
+        channel=_make_channel(world, customer),
+        event_name="ticket.sla_breached",
+        object_type="servicedesk.ticket",
+        object_id=str(next(_n)),
+        customer_id=customer.pk,
+        title=f"SLA breached: {customer.short_code}",
+        state="sent" if customer == world.customer_a else "failed",
+    )
+
+
+RESOURCES += [
+    Resource(
+        name="notification-channels",
+        path="/api/v1/notification-channels",
+        label="notify.channel",
+        make=_make_channel,
+        create=lambda w: {
+            "name": "运维值班钉钉群",
+            "kind": "dingtalk",
+            "url": "https://oapi.dingtalk.com/robot/send?access_token=abc",
+            "secret": "SEC123",
+        },
+        patch={"is_active": False},
+        patch_check=lambda obj: obj.is_active is False,
+        refused_writer="dispatcher",
+        customer_scoped=False,
+        viewer="dispatcher",
+        subroutes={("test", "post"): None},
+    ),
+    Resource(
+        name="notification-rules",
+        path="/api/v1/notification-rules",
+        label="notify.rule",
+        make=_make_rule,
+        create=lambda w: {
+            "name": "P1 工单进群",
+            "channel_id": _make_channel(w, w.customer_a).pk,
+            "events": ["ticket.created", "ticket.sla_warning"],
+            "priorities": ["P1"],
+        },
+        patch={"language": "en"},
+        patch_check=lambda obj: obj.language == "en",
+        filters=[("channel_id", lambda w: Rule.objects.order_by("id").first().channel_id)],
+        refused_writer="dispatcher",
+        customer_scoped=False,
+        viewer="dispatcher",
+    ),
+    Resource(
+        name="deliveries",
+        path="/api/v1/deliveries",
+        label="notify.delivery",
+        make=_make_delivery,
+        filters=[("state", lambda w: "sent")],
+        refused_writer=None,
+        deletable=False,
+    ),
+]
+
+
+def _make_mailbox(world, customer):
+    return ticket_services.mailbox_create(
+        actor=None,
+        name=f"{customer.short_code} 服务台{next(_n)}",
+        address=f"support{next(_n)}@{customer.short_code.lower()}.example",
+        imap_host="imap.example",
+        imap_username="support",
+        password="secret",
+    )
+
+
+def _make_inbound_message(world, customer):
+    """A mail from a contact of `customer`, filed as a ticket through a mailbox of its own."""
+    code, n = customer.short_code.lower(), next(_n)
+    mailbox = Mailbox.objects.filter(address=f"support@{code}.example").first()
+    if mailbox is None:
+        mailbox = ticket_services.mailbox_create(
+            actor=None,
+            name=f"{code} 服务台",
+            address=f"support@{code}.example",
+            imap_host="imap.example",
+            imap_username="support",
+            password="secret",
+        )
+    services.contact_create(
+        actor=None, customer=customer, name=f"发件人{n}", email=f"u{n}@{code}.cn"
+    )
+    raw = (
+        f"From: u{n}@{code}.cn\r\nTo: support@{code}.example\r\n"
+        f"Subject: {customer.short_code} 邮件 {n}\r\nMessage-ID: <api{n}@{code}.cn>\r\n"
+        "\r\n电脑坏了\r\n"
+    ).encode()
+    return ticket_services.inbound_mail_process(mailbox=mailbox, raw=raw)
+
+
+RESOURCES += [
+    Resource(
+        name="mailboxes",
+        path="/api/v1/mailboxes",
+        label="servicedesk.mailbox",
+        make=_make_mailbox,
+        create=lambda w: {
+            "name": "上海服务台",
+            "address": "support@msp.example",
+            "imap_host": "imap.msp.example",
+            "imap_username": "support@msp.example",
+            "password": "imap-secret",
+            "team_id": w.team_a.pk,
+            "default_priority": "P2",
+        },
+        patch={"processed_folder": "已处理"},
+        patch_check=lambda obj: obj.processed_folder == "已处理",
+        filters=[("q", lambda w: "AAA")],
+        refused_writer="engineer",
+        customer_scoped=False,  # the provider's support addresses
+    ),
+    Resource(
+        name="inbound-messages",
+        path="/api/v1/inbound-messages",
+        label="servicedesk.inboundmessage",
+        make=_make_inbound_message,
+        filters=[
+            ("mailbox_id", lambda w: Mailbox.objects.get(address="support@aaa.example").pk),
+            ("q", lambda w: "AAA"),
+        ],
+        refused_writer=None,
+        deletable=False,
+        subroutes={
+            ("link", "post"): lambda w: {"customer_id": w.customer_a.pk, "create_contact": True},
+            ("discard", "post"): None,
+        },
     ),
 ]
 

@@ -80,6 +80,9 @@ def test_dotenv_file_is_read(environ, tmp_path):
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("DATABASE_URL", "mysql://root@127.0.0.1/onestop"),
         ("SECRET_KEY", "short"),
+        ("ONESTOP_SMTP_URL", "http://mail.example.cn"),
+        ("ONESTOP_SMTP_URL", "smtp://mail.example.cn:port"),
+        ("ONESTOP_MAIL_FROM", "nobody"),
     ],
 )
 def test_bad_setting_is_named(environ, name, value):
@@ -88,6 +91,25 @@ def test_bad_setting_is_named(environ, name, value):
         env.load()
     assert caught.value.name == name
     assert "\n" not in str(caught.value)
+
+
+def test_smtp_url_is_parsed(environ):
+    environ.setenv(
+        "ONESTOP_SMTP_URL", "smtp://ops%40msp.cn:p%40ss@smtp.exmail.qq.com:587?starttls=1"
+    )
+    environ.setenv("ONESTOP_MAIL_FROM", "运维中心 <ops@msp.cn>")
+    config = env.load()
+    assert config.smtp == env.SmtpConfig(
+        host="smtp.exmail.qq.com",
+        port=587,
+        username="ops@msp.cn",
+        password="p@ss",
+        use_starttls=True,
+    )
+    assert config.mail_from == "运维中心 <ops@msp.cn>"
+    environ.setenv("ONESTOP_SMTP_URL", "smtps://relay.example.cn")
+    assert env.load().smtp.port == 465
+    assert env.load().smtp.use_ssl
 
 
 def test_postgres_needs_shared_keys(environ):

@@ -20,6 +20,8 @@ OUTSIDERS = ["engineer", "portal_a", "portal_admin_a"]
 # Routes outside the resource declarations, each with its own scope test: tokens in
 # test_api_auth.py and below, attachment downloads in tests/servicedesk/test_attachments.py.
 SPECIAL_ROUTES = {
+    # Each user's own preferences: tests/notify/test_channels.py.
+    "/api/v1/notification-preferences",
     "/api/v1/auth/tokens",
     "/api/v1/auth/tokens/{id}",
     "/api/v1/attachments/{id}/download",

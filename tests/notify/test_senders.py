@@ -19,7 +19,6 @@ from django.utils import translation
 
 from onestop.notify import senders
 from onestop.notify.senders import Message, SendResult
-from tests.notify.receivers import RobotReceiver
 
 SECRET = "SEC-test-secret"
 MESSAGE = Message(
@@ -30,29 +29,6 @@ MESSAGE = Message(
     data={"ticket_id": 42, "amount": Decimal("12.50")},
 )
 KINDS = ["webhook", "dingtalk", "wecom", "feishu"]
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """The receivers are on loopback; a proxy set for the machine must not sit in between."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def robot():
-    """Starts receivers on demand and stops every one after the test."""
-    started: list[RobotReceiver] = []
-
-    def start(kind: str, **options) -> RobotReceiver:
-        receiver = RobotReceiver(kind=kind, **options).start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop()
 
 
 def _send(

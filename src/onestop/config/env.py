@@ -10,8 +10,9 @@ import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
@@ -28,6 +29,42 @@ class SettingError(Exception):
 
 
 LANGUAGE_CODES = ("zh-hans", "en")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The relay all outgoing mail goes through (ticket replies and notifications)."""
+
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    use_ssl: bool = False  # smtps:// — TLS from the first byte (port 465)
+    use_starttls: bool = False  # smtp://…?starttls=1 — upgrade after EHLO (port 587)
+
+
+def _smtp(raw: str) -> SmtpConfig | None:
+    """ONESTOP_SMTP_URL: smtp://user:password@host:587?starttls=1 or smtps://…:465."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise SettingError(
+            "ONESTOP_SMTP_URL", "must look like smtp://user:password@host:587?starttls=1"
+        )
+    query = {k: v for k, _sep, v in (item.partition("=") for item in parts.query.split("&"))}
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 25)
+    except ValueError:
+        raise SettingError("ONESTOP_SMTP_URL", "the port is not a number") from None
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        use_ssl=parts.scheme == "smtps",
+        use_starttls=query.get("starttls", "") in {"1", "true", "yes"},
+    )
 
 
 @dataclass(frozen=True)
@@ -53,6 +90,9 @@ class Config:
     login_failure_limit: int = 5
     login_lockout_minutes: int = 15
     attachment_max_mb: int = 25
+    # Outgoing mail: None writes each message to data_dir/outbox instead (nothing is lost).
+    smtp: SmtpConfig | None = None
+    mail_from: str = "OneStop <onestop@localhost>"
 
     @property
     def public_url_is_https(self) -> bool:
@@ -232,4 +272,15 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
         audit_retention_days=_int("ONESTOP_AUDIT_RETENTION_DAYS", 365, minimum=180, maximum=36500),
         login_failure_limit=_int("ONESTOP_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000),
         login_lockout_minutes=_int("ONESTOP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60),
+        smtp=_smtp(os.environ.get("ONESTOP_SMTP_URL", "").strip()),
+        mail_from=_mail_from(os.environ.get("ONESTOP_MAIL_FROM", "").strip()),
     )
+
+
+def _mail_from(raw: str) -> str:
+    if not raw:
+        return "OneStop <onestop@localhost>"
+    _name, address = parseaddr(raw)
+    if "@" not in address:
+        raise SettingError("ONESTOP_MAIL_FROM", f"not an email address: {raw!r}")
+    return raw

@@ -18,6 +18,21 @@ ONESTOP_TRUSTED_PROXIES = CONFIG.trusted_proxies
 ONESTOP_AUDIT_RETENTION_DAYS = CONFIG.audit_retention_days
 ONESTOP_DATA_DIR = CONFIG.data_dir
 ONESTOP_ATTACHMENT_MAX_BYTES = CONFIG.attachment_max_mb * 1024 * 1024
+
+# Outgoing mail goes through one relay; without one it is written to the data folder's outbox.
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = CONFIG.mail_from
+EMAIL_TIMEOUT = 20
+if CONFIG.smtp is not None:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = CONFIG.smtp.host
+    EMAIL_PORT = CONFIG.smtp.port
+    EMAIL_HOST_USER = CONFIG.smtp.username
+    EMAIL_HOST_PASSWORD = CONFIG.smtp.password
+    EMAIL_USE_SSL = CONFIG.smtp.use_ssl
+    EMAIL_USE_TLS = CONFIG.smtp.use_starttls
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(CONFIG.data_dir / "outbox")
 # Uploads above this spill to a temporary file instead of memory; the size limit is separate.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

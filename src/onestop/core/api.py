@@ -2,7 +2,7 @@
 and personal API tokens."""
 
 import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth import authenticate
@@ -84,6 +84,10 @@ class Cursor(CursorPagination):
 # Customers -----------------------------------------------------------------------------------
 
 
+# Checked as a domain name by the service; here only bounded.
+MailDomain = Annotated[str, Field(min_length=1, max_length=253)]
+
+
 class CustomerOut(Schema):
     id: int
     name: str
@@ -94,6 +98,7 @@ class CustomerOut(Schema):
     parent_id: int | None
     phone: str
     website: str
+    mail_domains: list[str]
     notes: str
     created_at: datetime.datetime
     updated_at: datetime.datetime
@@ -108,6 +113,7 @@ class CustomerIn(InputSchema):
     parent_id: int | None = None
     phone: str = Field("", max_length=40)
     website: str = Field("", max_length=200)
+    mail_domains: list[MailDomain] = Field([], max_length=50)
     notes: str = Field("", max_length=10000)
 
 
@@ -120,6 +126,7 @@ class CustomerPatch(InputSchema):
     parent_id: int | None = None
     phone: str | None = Field(None, max_length=40)
     website: str | None = Field(None, max_length=200)
+    mail_domains: list[MailDomain] | None = Field(None, max_length=50)
     notes: str | None = Field(None, max_length=10000)
 
 

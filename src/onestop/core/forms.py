@@ -4,6 +4,7 @@ errors land on the form, so a rejected change shows where it went wrong and chan
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from django import forms
@@ -145,17 +146,31 @@ class CustomerForm(ServiceForm):
     website = forms.URLField(
         label=_("website"), max_length=200, required=False, assume_scheme="https"
     )
+    mail_domains = forms.CharField(
+        label=_("mail domains"),
+        max_length=2000,
+        required=False,
+        help_text=Customer._meta.get_field("mail_domains").help_text,
+    )
     notes = forms.CharField(
         label=_("notes"), required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
 
     def __init__(self, *args: Any, user: User, instance: Customer | None = None, **kwargs: Any):
-        kwargs.setdefault("initial", _initial(instance, list(services.CUSTOMER_FIELDS)))
+        initial = _initial(instance, list(services.CUSTOMER_FIELDS))
+        if instance is not None:
+            initial["mail_domains"] = " ".join(instance.mail_domains)
+        kwargs.setdefault("initial", initial)
         super().__init__(*args, user=user, instance=instance, **kwargs)
         parents = selectors.customer_choices(user=user)
         if instance is not None:
             parents = parents.exclude(pk=instance.pk)
         self.fields["parent"].queryset = parents
+
+    def clean_mail_domains(self) -> list[str]:
+        # Typed as one line: separated by spaces, commas or semicolons (also full-width ones).
+        parts = re.split(r"[\s,;，；、]+", self.cleaned_data["mail_domains"])
+        return [part for part in parts if part]
 
     def perform(self) -> Customer:
         if self.instance is None:

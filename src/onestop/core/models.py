@@ -90,6 +90,12 @@ class Customer(TimestampedModel):
     )
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     website = models.URLField(_("website"), blank=True)
+    mail_domains = models.JSONField(
+        _("mail domains"),
+        default=list,
+        blank=True,
+        help_text=_("Mail from these domains is filed under this customer, e.g. example.cn."),
+    )
     notes = models.TextField(_("notes"), blank=True)
     search_text = models.TextField(editable=False, default="")
 
@@ -153,6 +159,8 @@ class Contact(TimestampedModel):
     title = models.CharField(_("job title"), max_length=100, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     email = models.EmailField(_("email"), blank=True)
+    # Set when mail to `email` bounced; no more mail goes there until the address is changed.
+    email_bounced_at = models.DateTimeField(_("email bounced"), null=True, blank=True)
     is_vip = models.BooleanField(_("VIP"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     notes = models.TextField(_("notes"), blank=True)

@@ -117,9 +117,38 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "change": frozenset({ADMIN, MANAGER, DISPATCHER}),
         "delete": frozenset({ADMIN, MANAGER, DISPATCHER}),
     },
+    "mailbox": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "inboundmessage": {
+        "view": STAFF,
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER}),
+    },
     "notification": {
         "view": EVERYONE,
         "change": EVERYONE,
+    },
+    "preference": {
+        "view": EVERYONE,
+        "change": EVERYONE,
+    },
+    "channel": {
+        "view": frozenset({ADMIN, MANAGER, DISPATCHER}),
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "rule": {
+        "view": frozenset({ADMIN, MANAGER, DISPATCHER}),
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "delivery": {
+        "view": STAFF,
     },
     "auditevent": {
         "view": STAFF,
@@ -141,6 +170,14 @@ RULES = {
     "visit": "An engineer checks in, signs off, moves or cancels only their own visits; "
     "dispatchers, managers and admins any visit they can see. A customer user sees the visits "
     "of the tickets they see.",
+    "preference": "Everyone sets only their own notification preferences.",
+    "channel": "A channel's URL and secret are write-only: stored encrypted, never shown again.",
+    "delivery": "Staff see the deliveries about the customers they serve; admins and managers "
+    "all. Nobody changes the log.",
+    "mailbox": "Staff see the support addresses; their passwords and tokens are never shown.",
+    "inboundmessage": "Staff see the received mail of the customers they serve; mail of no "
+    "customer yet (the triage queue) is seen by admins, managers and dispatchers, who link "
+    "it to a customer or discard it.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -74,8 +75,36 @@ CUSTOMER_FIELDS = (
     "parent",
     "phone",
     "website",
+    "mail_domains",
     "notes",
 )
+# A mail domain as people type it: letters, digits and dashes in dot-separated labels.
+_MAIL_DOMAIN = re.compile(r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _check_mail_domains(customer: Customer) -> None:
+    """Lower-cases and de-duplicates the domains; each must be a domain name and belong to no
+    other customer, or mail from it could not be filed under one customer."""
+    domains = []
+    for raw in customer.mail_domains or []:
+        domain = str(raw).strip().lower().lstrip("@")
+        if not _MAIL_DOMAIN.match(domain):
+            raise ValidationError(
+                {"mail_domains": _("“%(domain)s” is not a domain name.") % {"domain": raw}}
+            )
+        if domain not in domains:
+            domains.append(domain)
+    others = Customer.objects.exclude(pk=customer.pk).exclude(mail_domains=[])
+    for other in others.only("pk", "name", "mail_domains"):
+        taken = set(domains) & set(other.mail_domains)
+        if taken:
+            raise ValidationError(
+                {
+                    "mail_domains": _("%(domain)s is already a mail domain of %(customer)s.")
+                    % {"domain": ", ".join(sorted(taken)), "customer": other.name}
+                }
+            )
+    customer.mail_domains = domains
 
 
 def _check_customer(customer: Customer) -> None:
@@ -96,6 +125,7 @@ def _check_customer(customer: Customer) -> None:
         depth += 1
         if depth > scoping.MAX_GROUP_DEPTH:
             raise ValidationError({"parent": _("Group structures are limited to six levels.")})
+    _check_mail_domains(customer)
     customer.search_text = search_key(customer.name, customer.short_code)
 
 
@@ -111,6 +141,7 @@ def customer_create(
     parent: Customer | None = None,
     phone: str = "",
     website: str = "",
+    mail_domains: list[str] | None = None,
     notes: str = "",
 ) -> Customer:
     """Adds a customer company."""
@@ -123,6 +154,7 @@ def customer_create(
         parent=parent,
         phone=phone,
         website=website,
+        mail_domains=mail_domains or [],
         notes=notes,
     )
     _check_customer(customer)
@@ -240,10 +272,13 @@ def contact_create(
 
 @transaction.atomic
 def contact_update(*, actor: User | None, contact: Contact, **fields: Any) -> Contact:
-    """Changes a contact's fields (any of CONTACT_FIELDS)."""
+    """Changes a contact's fields (any of CONTACT_FIELDS). A new email address clears the mark
+    of a bounced one."""
     before = audit.snapshot(contact)
     _apply(contact, fields, CONTACT_FIELDS)
     _check_contact(contact)
+    if contact.email != before["email"]:
+        contact.email_bounced_at = None
     _save_validated(contact)
     audit.record_updated(actor=actor, obj=contact, before=before)
     return contact

@@ -10,7 +10,7 @@ class NotifyConfig(AppConfig):
 
     def ready(self) -> None:
         from onestop.core import navigation
-        from onestop.notify.models import Notification
+        from onestop.notify.models import Channel, Notification
 
         navigation.register(
             key="notification",
@@ -18,4 +18,12 @@ class NotifyConfig(AppConfig):
             url_name="notification_list",
             model=Notification,
             order=950,
+        )
+        # Channels, rules and the delivery log share one entry (tabs on the pages).
+        navigation.register(
+            key="notification_channel",
+            label=_("Channels"),
+            url_name="notification_channel_list",
+            model=Channel,
+            order=960,
         )

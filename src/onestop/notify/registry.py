@@ -17,6 +17,10 @@ class Recipients:
     users: Iterable[User]
     subject: str  # what the event is about, e.g. "#42 打印机卡纸"
     url: str = ""
+    # What notification rules filter on, and a line or two for messages outside the app.
+    team_id: int | None = None
+    priority: str = ""
+    details: str = ""
 
 
 Resolver = Callable[[DomainEvent], Recipients | None]

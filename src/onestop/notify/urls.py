@@ -6,4 +6,58 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notification_list"),
     path("notifications/<int:pk>/open/", views.notification_open, name="notification_open"),
     path("notifications/read-all/", views.notification_read_all, name="notification_read_all"),
+    path(
+        "notifications/preferences/",
+        views.notification_preferences,
+        name="notification_preferences",
+    ),
+    path(
+        "notifications/channels/", views.notification_channel_list, name="notification_channel_list"
+    ),
+    path(
+        "notifications/channels/new/",
+        views.notification_channel_create,
+        name="notification_channel_create",
+    ),
+    path(
+        "notifications/channels/<int:pk>/",
+        views.notification_channel_detail,
+        name="notification_channel_detail",
+    ),
+    path(
+        "notifications/channels/<int:pk>/edit/",
+        views.notification_channel_edit,
+        name="notification_channel_edit",
+    ),
+    path(
+        "notifications/channels/<int:pk>/delete/",
+        views.notification_channel_delete,
+        name="notification_channel_delete",
+    ),
+    path(
+        "notifications/channels/<int:pk>/test/",
+        views.notification_channel_test,
+        name="notification_channel_test",
+    ),
+    path("notifications/rules/", views.notification_rule_list, name="notification_rule_list"),
+    path(
+        "notifications/rules/new/",
+        views.notification_rule_create,
+        name="notification_rule_create",
+    ),
+    path(
+        "notifications/rules/<int:pk>/edit/",
+        views.notification_rule_edit,
+        name="notification_rule_edit",
+    ),
+    path(
+        "notifications/rules/<int:pk>/delete/",
+        views.notification_rule_delete,
+        name="notification_rule_delete",
+    ),
+    path(
+        "notifications/deliveries/",
+        views.notification_delivery_list,
+        name="notification_delivery_list",
+    ),
 ]

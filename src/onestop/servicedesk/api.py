@@ -6,6 +6,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
+from pydantic import EmailStr
 
 from onestop.contracts.models import Contract, Priority
 from onestop.core.api import Cursor, resolve_one, resolve_refs, visible_ids
@@ -15,8 +16,11 @@ from onestop.core.permissions import can, require
 from onestop.servicedesk import selectors, services
 from onestop.servicedesk.models import (
     CannedReply,
+    InboundMessage,
     KnowledgeArticle,
     Level,
+    Mailbox,
+    MailSecurity,
     RecurringTicket,
     Ticket,
     TicketEntry,
@@ -753,3 +757,179 @@ def delete_canned_reply(request: HttpRequest, id: int):
     require(request.user, "delete", reply)
     services.canned_reply_delete(actor=request.user, reply=reply)
     return Status(204, None)
+
+
+# Email to ticket ------------------------------------------------------------------------------
+
+
+class MailboxOut(Schema):
+    id: int
+    name: str
+    address: str
+    imap_host: str
+    imap_port: int
+    imap_security: str
+    imap_username: str
+    # The secrets themselves are write-only: only whether one is stored.
+    has_password: bool
+    has_oauth2_token: bool
+    folder: str
+    processed_folder: str
+    team_id: int | None
+    default_priority: str
+    is_active: bool
+    is_default_outgoing: bool
+    last_polled_at: dt.datetime | None
+    last_error: str
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_has_password(obj: Mailbox) -> bool:
+        return bool(obj.password)
+
+    @staticmethod
+    def resolve_has_oauth2_token(obj: Mailbox) -> bool:
+        return bool(obj.oauth2_token)
+
+
+class MailboxIn(InputSchema):
+    name: str = Field(min_length=1, max_length=100)
+    address: EmailStr
+    imap_host: str = Field(min_length=1, max_length=200)
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_security: MailSecurity = MailSecurity.SSL
+    imap_username: str = Field(min_length=1, max_length=200)
+    password: str = Field("", max_length=1000)
+    oauth2_token: str = Field("", max_length=10_000)
+    folder: str = Field("INBOX", min_length=1, max_length=200)
+    processed_folder: str = Field("", max_length=200)
+    team_id: int | None = None
+    default_priority: Priority = Priority.P3
+    is_active: bool = True
+    is_default_outgoing: bool = False
+
+
+class MailboxPatch(InputSchema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    address: EmailStr | None = None
+    imap_host: str | None = Field(None, min_length=1, max_length=200)
+    imap_port: int | None = Field(None, ge=1, le=65535)
+    imap_security: MailSecurity | None = None
+    imap_username: str | None = Field(None, min_length=1, max_length=200)
+    password: str | None = Field(None, max_length=1000)
+    oauth2_token: str | None = Field(None, max_length=10_000)
+    folder: str | None = Field(None, min_length=1, max_length=200)
+    processed_folder: str | None = Field(None, max_length=200)
+    team_id: int | None = None
+    default_priority: Priority | None = None
+    is_active: bool | None = None
+    is_default_outgoing: bool | None = None
+
+
+class MailboxFilters(Schema):
+    q: str | None = None
+
+
+def _mailbox_refs(user, data: dict) -> dict:
+    if "team_id" in data:
+        data["team"] = resolve_one(user, Team, data.pop("team_id"), "team_id")
+    return data
+
+
+@router.get("/mailboxes", response=list[MailboxOut], tags=["email"])
+@paginate(Cursor)
+def list_mailboxes(request: HttpRequest, filters: Query[MailboxFilters]):
+    require(request.user, "view", Mailbox)
+    return selectors.mailbox_list(user=request.user, **filters.dict())
+
+
+@router.get("/mailboxes/{int:id}", response=MailboxOut, tags=["email"])
+def get_mailbox(request: HttpRequest, id: int):
+    return selectors.mailbox_get(user=request.user, pk=id)
+
+
+@router.post("/mailboxes", response={201: MailboxOut}, tags=["email"])
+def create_mailbox(request: HttpRequest, payload: MailboxIn):
+    require(request.user, "add", Mailbox)
+    data = _mailbox_refs(request.user, payload.dict())
+    return Status(201, services.mailbox_create(actor=request.user, **data))
+
+
+@router.patch("/mailboxes/{int:id}", response=MailboxOut, tags=["email"])
+def update_mailbox(request: HttpRequest, id: int, payload: MailboxPatch):
+    mailbox = selectors.mailbox_get(user=request.user, pk=id)
+    require(request.user, "change", mailbox)
+    data = _mailbox_refs(request.user, payload.dict(exclude_unset=True))
+    return services.mailbox_update(actor=request.user, mailbox=mailbox, **data)
+
+
+@router.delete("/mailboxes/{int:id}", response={204: None}, tags=["email"])
+def delete_mailbox(request: HttpRequest, id: int):
+    mailbox = selectors.mailbox_get(user=request.user, pk=id)
+    require(request.user, "delete", mailbox)
+    services.mailbox_delete(actor=request.user, mailbox=mailbox)
+    return Status(204, None)
+
+
+class InboundMessageOut(Schema):
+    id: int
+    mailbox_id: int | None
+    message_id: str
+    from_address: str
+    from_name: str
+    subject: str
+    preview: str
+    received_at: dt.datetime
+    outcome: str
+    customer_id: int | None
+    ticket_id: int | None
+    entry_id: int | None
+    detail: str
+    decided_by_id: int | None
+
+
+class InboundMessageFilters(Schema):
+    outcome: InboundMessage.Outcome | None = None
+    mailbox_id: int | None = None
+    q: str | None = None
+
+
+class InboundLinkIn(InputSchema):
+    customer_id: int
+    create_contact: bool = Field(True, description="Add the sender as the customer's contact")
+
+
+@router.get("/inbound-messages", response=list[InboundMessageOut], tags=["email"])
+@paginate(Cursor)
+def list_inbound_messages(request: HttpRequest, filters: Query[InboundMessageFilters]):
+    require(request.user, "view", InboundMessage)
+    return selectors.inbound_message_list(user=request.user, **filters.dict())
+
+
+@router.get("/inbound-messages/{int:id}", response=InboundMessageOut, tags=["email"])
+def get_inbound_message(request: HttpRequest, id: int):
+    return selectors.inbound_message_get(user=request.user, pk=id)
+
+
+@router.post("/inbound-messages/{int:id}/link", response=InboundMessageOut, tags=["email"])
+def link_inbound_message(request: HttpRequest, id: int, payload: InboundLinkIn):
+    """Files a mail from the triage queue as a new ticket of `customer_id`."""
+    message = selectors.inbound_message_get(user=request.user, pk=id)
+    require(request.user, "change", message)
+    customer = resolve_one(request.user, Customer, payload.customer_id, "customer_id")
+    services.inbound_message_link(
+        actor=request.user,
+        message=message,
+        customer=customer,
+        create_contact=payload.create_contact,
+    )
+    return selectors.inbound_message_get(user=request.user, pk=id)
+
+
+@router.post("/inbound-messages/{int:id}/discard", response=InboundMessageOut, tags=["email"])
+def discard_inbound_message(request: HttpRequest, id: int):
+    """Drops a mail from the triage queue; it stays in the log as discarded."""
+    message = selectors.inbound_message_get(user=request.user, pk=id)
+    require(request.user, "change", message)
+    services.inbound_message_discard(actor=request.user, message=message)
+    return selectors.inbound_message_get(user=request.user, pk=id)

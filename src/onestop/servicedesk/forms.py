@@ -33,8 +33,11 @@ from onestop.servicedesk.models import (
     TRANSITIONS,
     CannedReply,
     Channel,
+    InboundMessage,
     KnowledgeArticle,
     Level,
+    Mailbox,
+    MailSecurity,
     RecurringTicket,
     SavedTicketView,
     Status,
@@ -998,4 +1001,112 @@ class TeamRoutingForm(ServiceForm):
     def perform(self) -> TeamRouting:
         return services.team_routing_set(
             actor=self.user, team=self.cleaned_data["team"], mode=self.cleaned_data["mode"]
+        )
+
+
+# Email to ticket ------------------------------------------------------------------------------
+
+
+class MailboxForm(ServiceForm):
+    """A support mailbox. The password and token are never shown; left empty on editing, the
+    stored one is kept."""
+
+    name = forms.CharField(label=_("name"), max_length=100)
+    address = forms.EmailField(
+        label=_("support address"), help_text=Mailbox._meta.get_field("address").help_text
+    )
+    imap_host = forms.CharField(label=_("IMAP server"), max_length=200)
+    imap_port = forms.IntegerField(label=_("IMAP port"), min_value=1, max_value=65535, initial=993)
+    imap_security = forms.ChoiceField(
+        label=_("connection security"), choices=MailSecurity.choices, initial=MailSecurity.SSL
+    )
+    imap_username = forms.CharField(label=_("IMAP user name"), max_length=200)
+    password = forms.CharField(
+        label=_("password"), max_length=1000, required=False, widget=forms.PasswordInput
+    )
+    oauth2_token = forms.CharField(
+        label=_("OAuth 2.0 access token"),
+        max_length=10_000,
+        required=False,
+        widget=forms.PasswordInput,
+        help_text=Mailbox._meta.get_field("oauth2_token").help_text,
+    )
+    folder = forms.CharField(label=_("folder"), max_length=200, initial="INBOX")
+    processed_folder = forms.CharField(
+        label=_("processed folder"),
+        max_length=200,
+        required=False,
+        help_text=Mailbox._meta.get_field("processed_folder").help_text,
+    )
+    team = ChoiceField(label=_("team"), queryset=Team.objects.none(), required=False)
+    default_priority = forms.ChoiceField(
+        label=_("priority of new tickets"), choices=Priority.choices, initial=Priority.P3
+    )
+    is_active = forms.BooleanField(label=_("active"), required=False, initial=True)
+    is_default_outgoing = forms.BooleanField(
+        label=_("default sender"),
+        required=False,
+        help_text=Mailbox._meta.get_field("is_default_outgoing").help_text,
+    )
+
+    def __init__(self, *args: Any, user: User, instance: Mailbox | None = None, **kw: Any):
+        if instance is not None:
+            names = [name for name in self.base_fields if name not in ("password", "oauth2_token")]
+            kw.setdefault("initial", {name: getattr(instance, name) for name in names})
+        super().__init__(*args, user=user, instance=instance, **kw)
+        self.fields["team"].queryset = core_selectors.team_list(user=user)
+        if instance is not None:
+            for name in ("password", "oauth2_token"):
+                if getattr(instance, name):
+                    self.fields[name].widget.attrs["placeholder"] = _("stored; type to replace")
+
+    def perform(self) -> Mailbox:
+        data = dict(self.cleaned_data)
+        if self.instance is None:
+            return services.mailbox_create(actor=self.user, **data)
+        # Both secret fields empty keep the stored secret; typing one replaces it and clears
+        # the other (a mailbox logs in with a password or a token, never both).
+        if data["password"]:
+            data["oauth2_token"] = ""
+        elif data["oauth2_token"]:
+            data["password"] = ""
+        else:
+            del data["password"], data["oauth2_token"]
+        return services.mailbox_update(actor=self.user, mailbox=self.instance, **data)
+
+
+class MailboxFilterForm(SearchForm):
+    search_hint = _("Name or address")
+
+
+class InboundMessageFilterForm(SearchForm):
+    search_hint = _("Sender or subject")
+    outcome = forms.ChoiceField(
+        label=_("outcome"), choices=BLANK + InboundMessage.Outcome.choices, required=False
+    )
+    mailbox = ChoiceField(label=_("mailbox"), queryset=Mailbox.objects.none(), required=False)
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["mailbox"].queryset = selectors.mailbox_list(user=user)
+
+
+class TriageLinkForm(ServiceForm):
+    """Files a triaged email under a customer as a new ticket."""
+
+    customer = CustomerChoiceField(label=_("customer"), queryset=Customer.objects.none())
+    create_contact = forms.BooleanField(
+        label=_("add the sender as a contact"), required=False, initial=True
+    )
+
+    def __init__(self, *args: Any, user: User, instance: InboundMessage, **kw: Any):
+        super().__init__(*args, user=user, instance=instance, **kw)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+
+    def perform(self) -> Ticket:
+        return services.inbound_message_link(
+            actor=self.user,
+            message=self.instance,
+            customer=self.cleaned_data["customer"],
+            create_contact=self.cleaned_data["create_contact"],
         )

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from onestop.contracts.models import BusinessCalendar, Contract, Priority, SlaPolicy
-from onestop.core.models import Contact, Customer, Site, Team, User
+from onestop.core.models import Contact, Customer, Role, Site, Team, User
 
 
 class TicketType(models.TextChoices):
@@ -151,6 +151,15 @@ class Ticket(models.Model):
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     imported = models.BooleanField(_("imported"), default=False)
+    mailbox = models.ForeignKey(
+        "servicedesk.Mailbox",
+        verbose_name=_("mailbox"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tickets",
+        help_text=_("Replies by email go out from this address."),
+    )
 
     # SLA clock (see servicedesk.sla)
     sla_policy = models.ForeignKey(
@@ -246,6 +255,12 @@ class Ticket(models.Model):
         return self.status in OPEN_STATUSES
 
 
+class EmailState(models.TextChoices):
+    PENDING = "pending", _("Email pending")
+    SENT = "sent", _("Emailed")
+    FAILED = "failed", _("Email failed")
+
+
 class TicketEntry(models.Model):
     """One line of a ticket's timeline: a reply, an internal note, a call, a status change."""
 
@@ -266,6 +281,15 @@ class TicketEntry(models.Model):
     )
     body = models.TextField(_("text"))
     created_at = models.DateTimeField(_("time"))
+    # The Message-ID of the mail this entry came in as, or went out as: replies thread on it.
+    message_id = models.CharField(_("Message-ID"), max_length=995, blank=True, db_index=True)
+    # A public reply by staff is emailed to the requester; "" when no email goes out.
+    email_state = models.CharField(
+        _("email"), max_length=8, choices=EmailState.choices, blank=True, default=""
+    )
+    email_attempts = models.JSONField(_("email attempts"), default=list, blank=True)
+    email_error = models.TextField(_("email error"), blank=True)
+    email_next_at = models.DateTimeField(_("next email attempt"), null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -645,3 +669,167 @@ class Visit(models.Model):
             points = [f"{x:g} {y:g}" for x, y in stroke]
             parts.append("M " + " L ".join(points))
         return " ".join(parts)
+
+
+class MailSecurity(models.TextChoices):
+    SSL = "ssl", _("TLS (IMAPS, port 993)")
+    STARTTLS = "starttls", _("STARTTLS (port 143)")
+    NONE = "none", _("None (only on a trusted network)")
+
+
+class Mailbox(models.Model):
+    """A support address whose IMAP folder is polled: new mail becomes tickets, replies thread
+    onto theirs. Its address is also the sender of the replies to its tickets."""
+
+    name = models.CharField(_("name"), max_length=100)
+    address = models.EmailField(
+        _("support address"),
+        unique=True,
+        help_text=_("Replies go out from it; its domain names our Message-IDs."),
+    )
+    imap_host = models.CharField(_("IMAP server"), max_length=200)
+    imap_port = models.PositiveIntegerField(
+        _("IMAP port"), default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    imap_security = models.CharField(
+        _("connection security"), max_length=8, choices=MailSecurity.choices, default="ssl"
+    )
+    imap_username = models.CharField(_("IMAP user name"), max_length=200)
+    # Both encrypted with onestop.core.crypto; exactly one is set.
+    password = models.TextField(_("password"), blank=True)
+    oauth2_token = models.TextField(
+        _("OAuth 2.0 access token"),
+        blank=True,
+        help_text=_("Instead of a password, for Microsoft 365 and Gmail (XOAUTH2)."),
+    )
+    folder = models.CharField(_("folder"), max_length=200, default="INBOX")
+    processed_folder = models.CharField(
+        _("processed folder"),
+        max_length=200,
+        blank=True,
+        help_text=_("Processed mail is moved here; empty: it stays in the folder, marked read."),
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    default_priority = models.CharField(
+        _("priority of new tickets"), max_length=2, choices=Priority.choices, default="P3"
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    is_default_outgoing = models.BooleanField(
+        _("default sender"),
+        default=False,
+        help_text=_("Replies to tickets that came in by other channels go out from it."),
+    )
+    last_polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_secret = ("password", "oauth2_token")
+    # The poller's bookkeeping changes every minute; its errors are logged instead.
+    audit_exclude = ("last_polled_at", "last_error", "updated_at")
+    scope_provider_wide = True
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("mailbox")
+        verbose_name_plural = _("mailboxes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default_outgoing"],
+                condition=models.Q(is_default_outgoing=True),
+                name="mailbox_one_default_sender",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>"
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+def inbound_path(message: InboundMessage, filename: str) -> str:
+    """A random name: nothing of the sender's choosing reaches the file system."""
+    return f"mail/{uuid.uuid4().hex}.eml"
+
+
+class InboundMessage(models.Model):
+    """One received mail and what became of it; the raw message is kept, so nothing accepted
+    is lost and a triaged mail can still become a ticket."""
+
+    class Outcome(models.TextChoices):
+        TICKET = "ticket", _("Ticket created")
+        REPLY = "reply", _("Reply added")
+        TRIAGE = "triage", _("Awaiting triage")
+        IGNORED = "ignored", _("Ignored (automatic)")
+        BOUNCE = "bounce", _("Bounce")
+        REJECTED = "rejected", _("Rejected")
+        DISCARDED = "discarded", _("Discarded")
+
+    mailbox = models.ForeignKey(
+        Mailbox,
+        verbose_name=_("mailbox"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    # The idempotency key: the Message-ID, or "sha256:…" of the raw bytes when there is none.
+    message_id = models.CharField(_("Message-ID"), max_length=995, unique=True)
+    from_address = models.CharField(_("from"), max_length=320, blank=True)
+    from_name = models.CharField(_("sender name"), max_length=200, blank=True)
+    subject = models.CharField(_("subject"), max_length=500, blank=True)
+    preview = models.TextField(_("text"), blank=True)
+    received_at = models.DateTimeField(_("received"), db_index=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    ticket = models.ForeignKey(
+        Ticket,
+        verbose_name=_("ticket"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="inbound_messages",
+    )
+    entry = models.ForeignKey(
+        TicketEntry, verbose_name=_("entry"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    detail = models.TextField(_("detail"), blank=True)
+    raw = models.FileField(_("raw message"), upload_to=inbound_path, max_length=200)
+    decided_by = models.ForeignKey(
+        User,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    audit_exclude = ("preview",)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
+        indexes = [models.Index(fields=["outcome", "-received_at"], name="inbound_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.from_address}: {self.subject}"[:200]
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Staff only: admins and managers all; others those of the customers they serve, and
+        dispatchers also the mail of no customer yet (the triage queue)."""
+        if not user.is_provider_staff:
+            return models.Q(pk__in=())
+        if customer_ids is None:
+            return None
+        mine = models.Q(customer_id__in=customer_ids)
+        if user.role == Role.DISPATCHER:
+            mine |= models.Q(customer__isnull=True)
+        return mine

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 
 from onestop.contracts.business_time import CalendarError
 from onestop.contracts.models import BusinessCalendar, SlaTarget
@@ -22,7 +23,9 @@ from onestop.servicedesk import sla
 from onestop.servicedesk.models import (
     OPEN_STATUSES,
     CannedReply,
+    InboundMessage,
     KnowledgeArticle,
+    Mailbox,
     RecurringTicket,
     SavedTicketView,
     Ticket,
@@ -272,9 +275,9 @@ def visit_get(*, user: User, pk: Any) -> Visit:
 
 
 def visit_notification_recipients(event: DomainEvent) -> Recipients | None:
-    """Who hears of a visit: the engineer sent, and the ticket's assignee when it is done."""
+    """Who hears of a visit: the engineer sent and the ticket's assignee."""
     visit = (
-        Visit.objects.select_related("engineer", "ticket__assignee")
+        Visit.objects.select_related("engineer", "ticket__assignee", "ticket__customer")
         .filter(pk=event.object_id)
         .first()
     )
@@ -287,6 +290,9 @@ def visit_notification_recipients(event: DomainEvent) -> Recipients | None:
         users=users,
         subject=f"{visit.number} #{visit.ticket_id} {visit.ticket.title}",
         url=reverse("ticket_visit", args=[visit.pk]),
+        team_id=visit.ticket.team_id,
+        priority=visit.ticket.priority,
+        details=f"{visit.engineer} · {timezone.localtime(visit.scheduled_at):%Y-%m-%d %H:%M}",
     )
 
 
@@ -380,6 +386,9 @@ def ticket_notification_recipients(event: DomainEvent) -> Recipients | None:
         users=users,
         subject=f"#{ticket.pk} {ticket.title}",
         url=reverse("ticket_detail", args=[ticket.pk]),
+        team_id=ticket.team_id,
+        priority=ticket.priority,
+        details=f"{ticket.customer.name} · {ticket.priority} · {ticket.get_status_display()}",
     )
 
 
@@ -416,4 +425,54 @@ def team_routing_list(*, user: User) -> QuerySet[Team]:
     return restrict(
         Team.objects.select_related("routing", "routing__last_assigned").order_by("name", "pk"),
         user,
+    )
+
+
+# Email to ticket ------------------------------------------------------------------------------
+
+
+def mailbox_list(*, user: User, q: str | None = None) -> QuerySet[Mailbox]:
+    qs = restrict(Mailbox.objects.select_related("team"), user)
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(address__icontains=q))
+    return qs
+
+
+def mailbox_get(*, user: User, pk: Any) -> Mailbox:
+    return get_visible(Mailbox.objects.select_related("team"), user, pk)
+
+
+def mailbox_active_ids() -> QuerySet:
+    """For the poller, which acts for nobody: every active mailbox."""
+    return Mailbox.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
+
+
+def mailbox_active(*, pk: int) -> Mailbox | None:
+    return Mailbox.objects.select_related("team").filter(pk=pk, is_active=True).first()
+
+
+def inbound_message_list(
+    *,
+    user: User,
+    outcome: str | None = None,
+    mailbox_id: int | None = None,
+    q: str | None = None,
+) -> QuerySet[InboundMessage]:
+    """The received mail the user may see, newest first."""
+    qs = restrict(
+        InboundMessage.objects.select_related("mailbox", "customer", "ticket", "decided_by"),
+        user,
+    )
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    if mailbox_id:
+        qs = qs.filter(mailbox_id=mailbox_id)
+    if q:
+        qs = qs.filter(Q(from_address__icontains=q) | Q(subject__icontains=q))
+    return qs
+
+
+def inbound_message_get(*, user: User, pk: Any) -> InboundMessage:
+    return get_visible(
+        InboundMessage.objects.select_related("mailbox", "customer", "ticket"), user, pk
     )

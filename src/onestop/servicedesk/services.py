@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import mimetypes
 import os
+import smtplib
+from collections import Counter
+from email.headerregistry import Address
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.mail import EmailMessage as DjangoEmailMessage
+from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -22,12 +32,21 @@ from onestop.contracts.models import (
     SlaPolicy,
 )
 from onestop.contracts.selectors import calendar_engine
-from onestop.core import audit, scoping
+from onestop.core import audit, crypto, scoping
 from onestop.core.errors import ConflictError
 from onestop.core.models import ALL_SEEING_ROLES, Contact, Customer, Role, Site, Team, User
 from onestop.core.search import search_key
-from onestop.core.services import object_delete
+from onestop.core.services import contact_create, object_delete
 from onestop.servicedesk import sla
+from onestop.servicedesk.imap import ImapSession, MailboxError, MailboxSettings
+from onestop.servicedesk.mail import Attachment as MailAttachment
+from onestop.servicedesk.mail import (
+    InboundMail,
+    build_reply,
+    make_message_id,
+    parse_mail,
+    ticket_number_in_subject,
+)
 from onestop.servicedesk.models import (
     OPEN_STATUSES,
     PAUSING_STATUSES,
@@ -37,7 +56,10 @@ from onestop.servicedesk.models import (
     TRANSITIONS,
     CannedReply,
     Channel,
+    EmailState,
+    InboundMessage,
     KnowledgeArticle,
+    Mailbox,
     RecurringTicket,
     SavedTicketView,
     Status,
@@ -51,6 +73,7 @@ from onestop.servicedesk.models import (
 )
 
 SLA_WARNING_PERCENT = 75
+logger = logging.getLogger(__name__)
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -141,6 +164,7 @@ def _entry(
     author: User | None,
     is_public: bool = True,
     author_contact: Contact | None = None,
+    message_id: str = "",
 ) -> TicketEntry:
     return TicketEntry.objects.create(
         ticket=ticket,
@@ -150,6 +174,7 @@ def _entry(
         author=author if author is not None and author.pk else None,
         author_contact=author_contact,
         is_public=is_public,
+        message_id=message_id,
     )
 
 
@@ -174,8 +199,10 @@ def ticket_create(
     assignee: User | None = None,
     opened_at: dt.datetime | None = None,
     imported: bool = False,
+    mailbox: Mailbox | None = None,
 ) -> Ticket:
-    """Opens a ticket and starts its SLA clock at `opened_at` (now unless imported)."""
+    """Opens a ticket and starts its SLA clock at `opened_at` (now unless imported). A ticket
+    from a `mailbox` is answered from that mailbox's address."""
     now = timezone.now()
     if opened_at is not None and opened_at > now + dt.timedelta(minutes=1):
         raise ValidationError({"opened_at": _("A ticket cannot be opened in the future.")})
@@ -199,6 +226,7 @@ def ticket_create(
         status=Status.ASSIGNED if assignee else Status.NEW,
         opened_at=opened_at or now,
         imported=imported,
+        mailbox=mailbox,
         sla_policy=policy,
         calendar=calendar,
     )
@@ -381,16 +409,21 @@ def ticket_reply(
     is_public: bool = True,
     author_contact: Contact | None = None,
     at: dt.datetime | None = None,
+    message_id: str = "",
 ) -> TicketEntry:
     """Adds a reply, internal note or logged phone call. The first public reply or call by
-    staff stops the first-response clock; a customer's reply resumes a ticket waiting for them."""
+    staff stops the first-response clock; a customer's reply resumes a ticket waiting for them.
+    A public reply by staff is emailed to the requester (`ticket_email_queue`). Without an
+    actor but with `author_contact`, the reply is the customer's, by mail (`message_id`)."""
     if ticket.status == Status.CLOSED:
         raise ConflictError(_("The ticket is closed; open a new ticket instead."))
     if not body.strip():
         raise ValidationError({"body": _("The text is empty.")})
     if kind not in TicketEntry.Kind.values or kind == TicketEntry.Kind.EVENT:
         raise ValidationError({"kind": _("Unknown kind of entry.")})
-    by_customer = actor is not None and actor.is_customer_user
+    by_customer = (actor is not None and actor.is_customer_user) or (
+        actor is None and author_contact is not None and kind == TicketEntry.Kind.REPLY
+    )
     if by_customer and (kind != TicketEntry.Kind.REPLY or not is_public):
         raise ValidationError({"kind": _("Customers can only add public replies.")})
     if kind == TicketEntry.Kind.NOTE:
@@ -404,6 +437,7 @@ def ticket_reply(
         author=actor,
         is_public=is_public,
         author_contact=author_contact,
+        message_id=message_id,
     )
     if is_public:
         ticket.search_text = _search_text(ticket)
@@ -432,6 +466,8 @@ def ticket_reply(
     )
     if by_customer and ticket.status == Status.WAITING_CUSTOMER:
         ticket_set_status(actor=actor, ticket=ticket, status=Status.IN_PROGRESS, now=at)
+    if staff and is_public and kind == TicketEntry.Kind.REPLY:
+        ticket_email_queue(entry=entry)
     return entry
 
 
@@ -909,7 +945,7 @@ ALLOWED_EXTENSIONS = frozenset(
 @transaction.atomic
 def ticket_attach(
     *,
-    actor: User,
+    actor: User | None,
     ticket: Ticket,
     upload: Any,
     entry: TicketEntry | None = None,
@@ -931,7 +967,7 @@ def ticket_attach(
         raise ValidationError(
             {"file": _("The file is larger than %(mb)s MB.") % {"mb": limit // (1024 * 1024)}}
         )
-    if actor.is_customer_user:
+    if actor is not None and actor.is_customer_user:
         is_public = True
     if entry is not None and entry.ticket_id != ticket.pk:
         raise ValidationError({"entry": _("The entry belongs to another ticket.")})
@@ -1338,3 +1374,718 @@ def visit_cancel(
     if ticket.status == Status.VISIT_SCHEDULED and not still_booked:
         ticket_set_status(actor=actor, ticket=ticket, status=Status.IN_PROGRESS, now=now)
     return visit
+
+
+# Email to ticket: mailboxes ---------------------------------------------------------------------
+
+MAILBOX_FIELDS = (
+    "name",
+    "address",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "imap_username",
+    "password",
+    "oauth2_token",
+    "folder",
+    "processed_folder",
+    "team",
+    "default_priority",
+    "is_active",
+    "is_default_outgoing",
+)
+_MAILBOX_SECRETS = ("password", "oauth2_token")
+
+
+def _apply_mailbox(mailbox: Mailbox, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(MAILBOX_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a mailbox")
+    for name, value in fields.items():
+        if name in _MAILBOX_SECRETS:
+            value = crypto.encrypt(value or "")
+        elif isinstance(value, str):
+            value = value.strip()
+        setattr(mailbox, name, value)
+    mailbox.address = mailbox.address.lower()
+    if bool(mailbox.password) == bool(mailbox.oauth2_token):
+        raise ValidationError(
+            {"password": _("Give either a password or an OAuth 2.0 access token, not both.")}
+        )
+    mailbox.full_clean()
+    if mailbox.is_default_outgoing:
+        # One default sender: choosing another one replaces it.
+        Mailbox.objects.exclude(pk=mailbox.pk).filter(is_default_outgoing=True).update(
+            is_default_outgoing=False
+        )
+
+
+@transaction.atomic
+def mailbox_create(
+    *,
+    actor: User | None,
+    name: str,
+    address: str,
+    imap_host: str,
+    imap_username: str,
+    password: str = "",
+    oauth2_token: str = "",
+    **fields: Any,
+) -> Mailbox:
+    """Adds a support mailbox; its password or OAuth 2.0 token is stored encrypted."""
+    mailbox = Mailbox()
+    _apply_mailbox(
+        mailbox,
+        {
+            "name": name,
+            "address": address,
+            "imap_host": imap_host,
+            "imap_username": imap_username,
+            "password": password,
+            "oauth2_token": oauth2_token,
+            **fields,
+        },
+    )
+    mailbox.save()
+    audit.record_created(actor=actor, obj=mailbox)
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_update(*, actor: User | None, mailbox: Mailbox, **fields: Any) -> Mailbox:
+    """Changes a mailbox (any of MAILBOX_FIELDS); a secret given replaces the stored one."""
+    before = audit.snapshot(mailbox)
+    _apply_mailbox(mailbox, fields)
+    mailbox.save()
+    audit.record_updated(actor=actor, obj=mailbox, before=before)
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_delete(*, actor: User | None, mailbox: Mailbox) -> None:
+    """Removes a mailbox; its tickets and the log of its mail stay."""
+    object_delete(actor=actor, obj=mailbox)
+
+
+def mailbox_settings(mailbox: Mailbox) -> MailboxSettings:
+    """How to log in to the mailbox, secrets decrypted; MailboxError when they cannot be."""
+    try:
+        password = crypto.decrypt(mailbox.password)
+        token = crypto.decrypt(mailbox.oauth2_token)
+    except ValueError as exc:
+        raise MailboxError(str(exc)) from exc
+    return MailboxSettings(
+        host=mailbox.imap_host,
+        port=mailbox.imap_port,
+        security=mailbox.imap_security,  # type: ignore[arg-type]  # the model's choices
+        username=mailbox.imap_username,
+        password=password,
+        oauth2_token=token,
+        folder=mailbox.folder,
+        processed_folder=mailbox.processed_folder,
+    )
+
+
+def mailbox_test_connection(*, mailbox: Mailbox) -> int:
+    """Logs in and opens the folders; the number of unprocessed messages, or MailboxError."""
+    with ImapSession(mailbox_settings(mailbox)) as session:
+        return len(session.unprocessed_uids())
+
+
+# Email to ticket: polling and filing -----------------------------------------------------------
+
+PREVIEW_CHARS = 2000
+
+
+def _message_key(message_id: str, raw: bytes) -> str:
+    """The idempotency key: the Message-ID, else a digest of the bytes (no angle brackets, so
+    it is never mistaken for a Message-ID when threading)."""
+    return message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def mailbox_poll(*, mailbox: Mailbox, now: dt.datetime | None = None) -> dict[str, int]:
+    """Files every unprocessed message of the mailbox, each in its own transaction, and marks
+    it processed only after that committed. A crash in between leaves the message unseen; the
+    next poll finds its Message-ID on file and only marks it. Returns the count per outcome."""
+    counts: Counter[str] = Counter()
+    error = ""
+    try:
+        with ImapSession(mailbox_settings(mailbox)) as session:
+            for uid in session.unprocessed_uids():
+                raw = session.fetch(uid)
+                counts[_inbound_file(mailbox, raw, now)] += 1
+                session.mark_processed(uid)
+    except MailboxError as exc:
+        error = str(exc)
+        logger.warning("mailbox %s: %s", mailbox.address, error)
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_polled_at=_now(now), last_error=error)
+    mailbox.last_polled_at, mailbox.last_error = _now(now), error
+    return dict(counts)
+
+
+def _inbound_file(mailbox: Mailbox, raw: bytes, now: dt.datetime | None) -> str:
+    """Files one message; whatever goes wrong is recorded as a rejection with the raw message,
+    so one bad message never stops the others and is never lost."""
+    try:
+        return inbound_mail_process(mailbox=mailbox, raw=raw, now=now).outcome
+    except Exception as exc:
+        logger.exception("mailbox %s: a message could not be filed", mailbox.address)
+        return inbound_message_reject(
+            mailbox=mailbox, raw=raw, reason=f"{type(exc).__name__}: {exc}", now=now
+        ).outcome
+
+
+def _store_raw(message: InboundMessage, raw: bytes) -> str:
+    message.raw.save("message.eml", ContentFile(raw), save=False)
+    return message.raw.name
+
+
+@transaction.atomic
+def inbound_message_reject(
+    *, mailbox: Mailbox | None, raw: bytes, reason: str, now: dt.datetime | None = None
+) -> InboundMessage:
+    """Records a message that could not be filed, with the raw bytes and the reason."""
+    mail = parse_mail(raw)
+    key = _message_key(mail.message_id, raw)
+    existing = InboundMessage.objects.filter(message_id=key).first()
+    if existing is not None:
+        return existing
+    message = InboundMessage(
+        mailbox=mailbox,
+        message_id=key,
+        from_address=mail.from_address[:320],
+        from_name=mail.from_name[:200],
+        subject=mail.subject[:500],
+        preview=mail.body_text[:PREVIEW_CHARS],
+        received_at=_now(now),
+        outcome=InboundMessage.Outcome.REJECTED,
+        detail=reason[:4000],
+    )
+    stored = _store_raw(message, raw)
+    try:
+        message.save()
+        audit.record_created(actor=None, obj=message)
+    except BaseException:
+        message.raw.storage.delete(stored)
+        raise
+    return message
+
+
+@transaction.atomic
+def inbound_mail_process(
+    *, mailbox: Mailbox, raw: bytes, now: dt.datetime | None = None
+) -> InboundMessage:
+    """Files one raw message: a new ticket, a reply on its ticket, a bounce note, the triage
+    queue, or ignored when automatic. A message filed before (same Message-ID) is returned as
+    it was, so filing twice changes nothing."""
+    now = _now(now)
+    mail = parse_mail(raw, own_domain=mailbox.domain)
+    key = _message_key(mail.message_id, raw)
+    existing = InboundMessage.objects.filter(message_id=key).first()
+    if existing is not None:
+        return existing
+    message = InboundMessage(
+        mailbox=mailbox,
+        message_id=key,
+        from_address=mail.from_address[:320],
+        from_name=mail.from_name[:200],
+        subject=mail.subject[:500],
+        preview=mail.body_text[:PREVIEW_CHARS],
+        received_at=now,
+    )
+    # The file is on disk before the row: if filing fails, remove it so nothing is left that
+    # no row points to (the rejection stores it again).
+    stored = _store_raw(message, raw)
+    try:
+        _inbound_route(message, mail, mailbox, now)
+        message.save()
+        audit.record_created(actor=None, obj=message)
+    except BaseException:
+        message.raw.storage.delete(stored)
+        raise
+    return message
+
+
+def _inbound_route(
+    message: InboundMessage, mail: InboundMail, mailbox: Mailbox, now: dt.datetime
+) -> None:
+    """Decides what the message becomes and does it; sets outcome, detail and links."""
+    Outcome = InboundMessage.Outcome
+    if mail.bounce is not None:
+        _inbound_bounce(message, mail, now)
+        return
+    if mail.auto_reason:
+        # Never answered and never a ticket: answering an auto-reply starts a mail loop.
+        message.outcome, message.detail = Outcome.IGNORED, mail.auto_reason
+        return
+    if "@" not in mail.from_address:
+        message.outcome = Outcome.REJECTED
+        message.detail = "; ".join(mail.problems) or "no sender address"
+        return
+    ticket = _thread_target(mail)
+    if ticket is not None:
+        if not _may_write(ticket.customer, mail.from_address):
+            # A stranger must not write into someone's ticket by copying its number.
+            message.outcome = Outcome.TRIAGE
+            message.detail = _(
+                "The sender is neither a contact nor in a mail domain of the customer of "
+                "ticket #%(id)s."
+            ) % {"id": ticket.pk}
+            return
+        contact = _sender_contact(ticket.customer, mail)
+        if ticket.status != Status.CLOSED:
+            entry = ticket_reply(
+                actor=None,
+                ticket=ticket,
+                body=mail.reply_text or mail.body_text or "—",
+                author_contact=contact,
+                message_id=mail.message_id,
+                at=now,
+            )
+            _inbound_attachments(ticket, entry, mail, now)
+            message.outcome, message.ticket, message.entry = Outcome.REPLY, ticket, entry
+            message.customer = ticket.customer
+            return
+        new = _inbound_ticket(message, mail, mailbox, ticket.customer, contact, now)
+        ticket_update(actor=None, ticket=new, related=[ticket])
+        message.detail = _("A reply to closed ticket #%(id)s.") % {"id": ticket.pk}
+        return
+    customer, contact, reason = _sender_customer(mail)
+    if customer is None:
+        message.outcome, message.detail = Outcome.TRIAGE, reason
+        return
+    _inbound_ticket(message, mail, mailbox, customer, contact, now)
+
+
+def _thread_target(mail: InboundMail) -> Ticket | None:
+    """The ticket a reply belongs to: the "[#id]" in its subject, else the newest ticket
+    entry or filed mail that its In-Reply-To or References name; merged tickets followed."""
+    ticket = None
+    number = ticket_number_in_subject(mail.subject)
+    if number is not None:
+        ticket = Ticket.objects.select_related("customer").filter(pk=number).first()
+    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    if ticket is None and ids:
+        entry = (
+            TicketEntry.objects.filter(message_id__in=ids)
+            .select_related("ticket__customer")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        filed = (
+            InboundMessage.objects.filter(message_id__in=ids, ticket__isnull=False)
+            .select_related("ticket__customer")
+            .order_by("-received_at", "-id")
+            .first()
+        )
+        ticket = entry.ticket if entry else filed.ticket if filed else None
+    for _depth in range(10):
+        if ticket is None or ticket.merged_into_id is None:
+            break
+        ticket = Ticket.objects.select_related("customer").get(pk=ticket.merged_into_id)
+    return ticket
+
+
+def _may_write(customer: Customer, address: str) -> bool:
+    domain = address.rpartition("@")[2]
+    return domain in customer.mail_domains or (
+        Contact.objects.filter(customer=customer, email__iexact=address).exists()
+    )
+
+
+def _sender_contact(customer: Customer, mail: InboundMail) -> Contact:
+    """The customer's contact with the sender's address; created from the From header when
+    the customer has none yet (the sender is in one of its mail domains)."""
+    contact = (
+        Contact.objects.filter(customer=customer, email__iexact=mail.from_address)
+        .order_by("-is_active", "pk")
+        .first()
+    )
+    if contact is not None:
+        return contact
+    return contact_create(
+        actor=None,
+        customer=customer,
+        name=(mail.from_name or mail.from_address.partition("@")[0])[:100],
+        email=mail.from_address,
+        notes=_("Added from an email."),
+    )
+
+
+def _sender_customer(mail: InboundMail) -> tuple[Customer | None, Contact | None, str]:
+    """The sender's customer and contact: by the contact's address, then by the customer's
+    mail domains (creating the contact); else (None, None, why)."""
+    contacts = list(
+        Contact.objects.filter(email__iexact=mail.from_address)
+        .select_related("customer")
+        .order_by("-is_active", "pk")[:10]
+    )
+    if len({contact.customer_id for contact in contacts}) > 1:
+        return None, None, _("The sender is a contact of more than one customer.")
+    if contacts:
+        return contacts[0].customer, contacts[0], ""
+    domain = mail.from_address.rpartition("@")[2]
+    for customer in Customer.objects.exclude(mail_domains=[]):
+        if domain in customer.mail_domains:
+            return customer, _sender_contact(customer, mail), ""
+    return None, None, _("Unknown sender: neither a contact nor in a customer's mail domains.")
+
+
+def _inbound_ticket(
+    message: InboundMessage,
+    mail: InboundMail,
+    mailbox: Mailbox | None,
+    customer: Customer,
+    contact: Contact | None,
+    now: dt.datetime,
+    actor: User | None = None,
+) -> Ticket:
+    ticket = ticket_create(
+        actor=actor,
+        customer=customer,
+        title=(mail.subject or _("(no subject)"))[:200],
+        description=mail.body_text,
+        channel=Channel.EMAIL,
+        requester=contact,
+        team=mailbox.team if mailbox else None,
+        priority=mailbox.default_priority if mailbox else None,
+        mailbox=mailbox,
+    )
+    _inbound_attachments(ticket, None, mail, now)
+    message.outcome = InboundMessage.Outcome.TICKET
+    message.ticket, message.customer = ticket, customer
+    return ticket
+
+
+def _inbound_attachments(
+    ticket: Ticket, entry: TicketEntry | None, mail: InboundMail, now: dt.datetime
+) -> None:
+    """Keeps the mail's files within the attachment limits; the refused ones are named in an
+    internal note instead, so staff know to ask for them another way."""
+    refused = []
+    for attachment in mail.attachments:
+        upload = SimpleUploadedFile(
+            attachment.filename, attachment.content, attachment.content_type
+        )
+        try:
+            ticket_attach(actor=None, ticket=ticket, upload=upload, entry=entry)
+        except ValidationError as exc:
+            refused.append(f"{attachment.filename or '?'}: {' '.join(exc.messages)}")
+    if refused:
+        _entry(
+            ticket=ticket,
+            kind=TicketEntry.Kind.NOTE,
+            body=_("Attachments of the email not kept:") + "\n" + "\n".join(refused),
+            at=now,
+            author=None,
+            is_public=False,
+        )
+
+
+def _inbound_bounce(message: InboundMessage, mail: InboundMail, now: dt.datetime) -> None:
+    """A delivery report: a failure is noted on the ticket whose reply bounced, and the failed
+    addresses' contacts are marked so that no more mail goes there."""
+    bounce = mail.bounce
+    assert bounce is not None
+    message.outcome = InboundMessage.Outcome.BOUNCE
+    recipients = ", ".join(bounce.recipients)
+    message.detail = f"{bounce.action} {bounce.status} {recipients}: {bounce.diagnostic}"[:4000]
+    if not bounce.failed:
+        return
+    original = (
+        TicketEntry.objects.filter(message_id=bounce.original_message_id)
+        .select_related("ticket__customer")
+        .first()
+        if bounce.original_message_id
+        else None
+    )
+    if original is not None:
+        ticket = original.ticket
+        message.ticket, message.customer = ticket, ticket.customer
+        message.entry = _entry(
+            ticket=ticket,
+            kind=TicketEntry.Kind.NOTE,
+            body=_("The email to %(to)s was not delivered: %(why)s")
+            % {"to": recipients or "?", "why": bounce.diagnostic or bounce.status},
+            at=now,
+            author=None,
+            is_public=False,
+        )
+        before = audit.snapshot(original)
+        original.email_state = EmailState.FAILED
+        original.email_error = message.detail
+        original.save(update_fields=["email_state", "email_error"])
+        audit.record_updated(actor=None, obj=original, before=before)
+    addresses = [address.lower() for address in bounce.recipients]
+    for contact in Contact.objects.filter(email__in=addresses, email_bounced_at__isnull=True):
+        before = audit.snapshot(contact)
+        contact.email_bounced_at = now
+        contact.save(update_fields=["email_bounced_at"])
+        audit.record_updated(actor=None, obj=contact, before=before)
+
+
+# Email to ticket: triage -------------------------------------------------------------------------
+
+
+def _check_triage(message: InboundMessage) -> None:
+    if message.outcome != InboundMessage.Outcome.TRIAGE:
+        raise ConflictError(_("This email has already been dealt with."))
+
+
+@transaction.atomic
+def inbound_message_link(
+    *, actor: User, message: InboundMessage, customer: Customer, create_contact: bool
+) -> Ticket:
+    """Files a triaged email under `customer`: a new ticket from the stored raw message, its
+    requester the customer's contact with the sender's address, created if asked."""
+    message = InboundMessage.objects.select_for_update().get(pk=message.pk)
+    _check_triage(message)
+    with message.raw.open("rb") as stored:
+        raw = stored.read()
+    mailbox = message.mailbox
+    mail = parse_mail(raw, own_domain=mailbox.domain if mailbox else "")
+    contact = (
+        Contact.objects.filter(customer=customer, email__iexact=mail.from_address).first()
+        if mail.from_address
+        else None
+    )
+    if contact is None and create_contact and mail.from_address:
+        contact = contact_create(
+            actor=actor,
+            customer=customer,
+            name=(mail.from_name or mail.from_address.partition("@")[0])[:100],
+            email=mail.from_address,
+        )
+    before = audit.snapshot(message)
+    ticket = _inbound_ticket(message, mail, mailbox, customer, contact, timezone.now(), actor)
+    message.decided_by = actor
+    message.save()
+    audit.record_updated(actor=actor, obj=message, before=before)
+    return ticket
+
+
+@transaction.atomic
+def inbound_message_discard(*, actor: User, message: InboundMessage) -> InboundMessage:
+    """Drops a triaged email (spam, a wrong address); it stays in the log as discarded."""
+    message = InboundMessage.objects.select_for_update().get(pk=message.pk)
+    _check_triage(message)
+    before = audit.snapshot(message)
+    message.outcome = InboundMessage.Outcome.DISCARDED
+    message.decided_by = actor
+    message.save(update_fields=["outcome", "decided_by"])
+    audit.record_updated(actor=actor, obj=message, before=before)
+    return message
+
+
+# Email to ticket: outbound replies ---------------------------------------------------------------
+
+EMAIL_MAX_ATTEMPTS = 8
+# Minutes before the next attempt after the 1st, 2nd, … failure: about 4 hours in all.
+EMAIL_BACKOFF_MINUTES = (1, 2, 5, 10, 20, 60, 120)
+
+
+def _email_recipients(ticket: Ticket) -> tuple[str, list[str]]:
+    """(to, cc): the requester's address unless it bounced, and the copied contacts'."""
+    to = ""
+    # Read afresh: a bounce may have marked the contact since the ticket was loaded.
+    requester = Contact.objects.filter(pk=ticket.requester_id).first()
+    if requester is not None and requester.email:
+        to = "" if requester.email_bounced_at else requester.email
+    elif ticket.requester_user_id and ticket.requester_user.email:
+        address = ticket.requester_user.email.lower()
+        bounced = Contact.objects.filter(email=address, email_bounced_at__isnull=False)
+        to = "" if bounced.exists() else address
+    if not to:
+        return "", []
+    cc = [
+        contact.email
+        for contact in ticket.cc_contacts.all()
+        if contact.email and not contact.email_bounced_at and contact.email != to
+    ]
+    return to, cc
+
+
+def _email_sender(ticket: Ticket) -> tuple[str, str]:
+    """(From header, domain of our Message-IDs): the ticket's mailbox, else the default
+    sender mailbox, else ONESTOP_MAIL_FROM."""
+    mailbox = ticket.mailbox or Mailbox.objects.filter(is_default_outgoing=True).first()
+    if mailbox is not None:
+        return str(Address(display_name=mailbox.name, addr_spec=mailbox.address)), mailbox.domain
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    return settings.DEFAULT_FROM_EMAIL, address.rpartition("@")[2] or "localhost"
+
+
+def ticket_email_queue(*, entry: TicketEntry) -> bool:
+    """Marks a staff member's public reply to be emailed, within the caller's transaction, and
+    sends it once that commits. Imported tickets and requesters without a deliverable address
+    get no mail. True when queued."""
+    ticket = entry.ticket
+    if ticket.imported or not _email_recipients(ticket)[0]:
+        return False
+    # Made now and kept through retries: every attempt sends the same message.
+    entry.message_id = make_message_id(domain=_email_sender(ticket)[1])
+    entry.email_state = EmailState.PENDING
+    entry.email_next_at = entry.created_at
+    entry.save(update_fields=["message_id", "email_state", "email_next_at"])
+    transaction.on_commit(lambda: _email_enqueue(entry.pk))
+    return True
+
+
+def _email_enqueue(entry_id: int) -> None:
+    # Imported here: the tasks module imports this one. A worker that is down loses nothing:
+    # the entry stays pending and the every-minute sweep sends it.
+    from onestop.servicedesk import tasks
+
+    tasks.ticket_email_send(entry_id)
+
+
+def _thread_ids(ticket: Ticket, entry: TicketEntry) -> tuple[str | None, list[str]]:
+    """(In-Reply-To, References): the customer's latest mail on the ticket, and every
+    Message-ID of the ticket's mail so far, oldest first."""
+    inbound = list(
+        InboundMessage.objects.filter(
+            ticket=ticket,
+            outcome__in=[InboundMessage.Outcome.TICKET, InboundMessage.Outcome.REPLY],
+            message_id__startswith="<",
+        ).values_list("received_at", "message_id")
+    )
+    outbound = list(
+        TicketEntry.objects.filter(ticket=ticket, created_at__lte=entry.created_at)
+        .exclude(message_id="")
+        .exclude(pk=entry.pk)
+        .values_list("created_at", "message_id")
+    )
+    ordered = [message_id for _at, message_id in sorted(inbound + outbound)]
+    latest = max(inbound)[1] if inbound else None
+    return latest, list(dict.fromkeys(ordered))
+
+
+class _PreparedEmail(DjangoEmailMessage):
+    """A message built by `mail.build_reply`, sent through Django's configured backend."""
+
+    def __init__(self, prepared: Any, *, from_email: str, recipients: list[str]) -> None:
+        super().__init__(from_email=from_email, to=recipients)
+        self.prepared = prepared
+
+    def message(self, **kwargs: Any) -> Any:
+        return _WithLinesep(self.prepared)
+
+
+class _WithLinesep:
+    """The message as Django's backends read it: they pass `linesep` to as_bytes(), which the
+    standard library takes through the policy instead."""
+
+    def __init__(self, message: Any) -> None:
+        self._message = message
+
+    def as_bytes(self, linesep: str = "\n", **kwargs: Any) -> bytes:
+        return self._message.as_bytes(policy=self._message.policy.clone(linesep=linesep))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._message, name)
+
+
+def _smtp_failure(exc: Exception) -> tuple[bool, str]:
+    """(permanent, reason) of a failed send: 5xx answers are permanent; 4xx answers, lost
+    connections and unreachable servers are tried again later."""
+
+    def text(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refusals = exc.recipients.items()
+        reason = "; ".join(f"{to}: {code} {text(why)}" for to, (code, why) in refusals)
+        return all(code >= 500 for _to, (code, _why) in refusals), reason
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500, f"{exc.smtp_code} {text(exc.smtp_error)}"
+    return False, f"{type(exc).__name__}: {exc}"
+
+
+def ticket_email_send(*, entry_id: int, now: dt.datetime | None = None) -> str:
+    """Sends one pending reply email if it is due; records the attempt on the entry. Returns
+    the entry's email state afterwards ("" when there was nothing to send)."""
+    now = _now(now)
+    entry = (
+        TicketEntry.objects.select_related(
+            "ticket__requester", "ticket__requester_user", "ticket__mailbox"
+        )
+        .filter(pk=entry_id, email_state=EmailState.PENDING)
+        .first()
+    )
+    if entry is None or (entry.email_next_at and entry.email_next_at > now):
+        return ""
+    ticket = entry.ticket
+    to, cc = _email_recipients(ticket)
+    if not to:
+        return _email_attempt(entry, now, permanent=True, reason="no deliverable address")
+    sender, _domain = _email_sender(ticket)
+    in_reply_to, references = _thread_ids(ticket, entry)
+    files = [
+        MailAttachment(
+            filename=attachment.name,
+            content_type=attachment.content_type,
+            content=attachment.file.open("rb").read(),
+        )
+        for attachment in entry.attachments.filter(is_public=True)
+    ]
+    prepared = build_reply(
+        from_address=sender,
+        to=[to],
+        cc=cc,
+        subject=f"Re: {ticket.title}",
+        text=entry.body,
+        ticket_id=ticket.pk,
+        message_id=entry.message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        attachments=files,
+    )
+    try:
+        get_connection(fail_silently=False).send_messages(
+            [_PreparedEmail(prepared, from_email=sender, recipients=[to, *cc])]
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        permanent, reason = _smtp_failure(exc)
+        logger.warning("reply email of ticket #%s not sent: %s", ticket.pk, reason)
+        return _email_attempt(entry, now, permanent=permanent, reason=reason)
+    return _email_attempt(entry, now, permanent=False, reason="")
+
+
+@transaction.atomic
+def _email_attempt(entry: TicketEntry, now: dt.datetime, *, permanent: bool, reason: str) -> str:
+    """Records one attempt: sent (no reason), failed for good, or due again after a pause."""
+    before = audit.snapshot(entry)
+    attempts = [*entry.email_attempts, {"at": now.isoformat(), "error": reason}]
+    entry.email_attempts = attempts
+    entry.email_error = reason
+    if not reason:
+        entry.email_state, entry.email_next_at = EmailState.SENT, None
+    elif permanent or len(attempts) >= EMAIL_MAX_ATTEMPTS:
+        entry.email_state, entry.email_next_at = EmailState.FAILED, None
+    else:
+        pause = EMAIL_BACKOFF_MINUTES[min(len(attempts), len(EMAIL_BACKOFF_MINUTES)) - 1]
+        entry.email_next_at = now + dt.timedelta(minutes=pause)
+    entry.save(update_fields=["email_attempts", "email_error", "email_state", "email_next_at"])
+    if entry.email_state != EmailState.PENDING:
+        audit.record(
+            actor=None,
+            action="update",
+            obj=entry,
+            changes=audit.diff(
+                {"email_state": before["email_state"]}, {"email_state": entry.email_state}
+            ),
+        )
+    return entry.email_state
+
+
+def ticket_emails_send(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Sends every pending reply email that is due; run every minute, so a reply queued while
+    the worker was down, or due for another attempt, goes out. Counts per resulting state."""
+    now = _now(now)
+    due = TicketEntry.objects.filter(email_state=EmailState.PENDING).filter(
+        Q(email_next_at__isnull=True) | Q(email_next_at__lte=now)
+    )
+    counts: Counter[str] = Counter()
+    for entry_id in due.order_by("email_next_at", "pk").values_list("pk", flat=True):
+        counts[ticket_email_send(entry_id=entry_id, now=now) or "skipped"] += 1
+    return dict(counts)

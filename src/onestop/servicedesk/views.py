@@ -44,12 +44,17 @@ from onestop.core.views import (
     say_saved,
     ui_view,
 )
+from onestop.notify import selectors as notify_selectors
+from onestop.notify.models import Delivery
 from onestop.servicedesk import forms, selectors, services
+from onestop.servicedesk.imap import MailboxError
 from onestop.servicedesk.models import (
     SIGNATURE_HEIGHT,
     SIGNATURE_WIDTH,
     CannedReply,
+    InboundMessage,
     KnowledgeArticle,
+    Mailbox,
     RecurringTicket,
     SavedTicketView,
     Status,
@@ -293,6 +298,12 @@ def _ticket_page(
     )
     context.update(_time_context(request, ticket, rejected.get("time_form")))
     context.update(_visit_context(request, ticket, rejected.get("visit_form")))
+    if can(user, "view", Delivery):
+        context["deliveries"] = list(
+            notify_selectors.delivery_list(
+                user=user, object_type="servicedesk.ticket", object_id=ticket.pk
+            )[:DETAIL_LIMIT]
+        )
     return render(request, "servicedesk/ticket_detail.html", context, status=status)
 
 
@@ -926,3 +937,149 @@ def ticket_routing(request: HttpRequest) -> HttpResponse:
     context = {"title": _("Automatic assignment"), "rows": rows}
     status = 400 if request.method == "POST" else 200
     return render(request, "servicedesk/ticket_routing.html", context, status=status)
+
+
+# Email to ticket ------------------------------------------------------------------------------
+
+TRIAGE_LIMIT = 50
+
+
+@ui_view
+def ticket_mailbox_list(request: HttpRequest) -> HttpResponse:
+    """The support mailboxes, with when each was last polled and its last error."""
+    user = request.user
+    require(user, "view", Mailbox)
+    form = forms.MailboxFilterForm(request.GET)
+    form.is_valid()
+    return list_page(
+        request,
+        model=Mailbox,
+        queryset=selectors.mailbox_list(user=user, q=form.cleaned_data.get("q")),
+        order=("name", "id"),
+        filter_form=form,
+        rows_template="servicedesk/mailbox_rows.html",
+        title=_("Mailboxes"),
+        add_url=reverse("ticket_mailbox_create"),
+    )
+
+
+@ui_view
+def ticket_mailbox_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", Mailbox)
+    form = forms.MailboxForm(post_data(request), user=request.user)
+    if mailbox := form_save(request, form):
+        say_created(request, mailbox)
+        return redirect("ticket_mailbox_list")
+    return form_page(
+        request, form, title=_("New mailbox"), cancel_url=reverse("ticket_mailbox_list")
+    )
+
+
+@ui_view
+def ticket_mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    mailbox = selectors.mailbox_get(user=request.user, pk=pk)
+    require(request.user, "change", mailbox)
+    form = forms.MailboxForm(post_data(request), user=request.user, instance=mailbox)
+    if form_save(request, form):
+        say_saved(request, mailbox)
+        return redirect("ticket_mailbox_list")
+    return form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": mailbox},
+        cancel_url=reverse("ticket_mailbox_list"),
+    )
+
+
+@ui_view
+def ticket_mailbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    mailbox = selectors.mailbox_get(user=request.user, pk=pk)
+    require(request.user, "delete", mailbox)
+    return delete_page(
+        request,
+        mailbox,
+        delete=lambda: services.mailbox_delete(actor=request.user, mailbox=mailbox),
+        done_url=reverse("ticket_mailbox_list"),
+        cancel_url=reverse("ticket_mailbox_edit", args=[mailbox.pk]),
+    )
+
+
+@ui_view
+@require_POST
+def ticket_mailbox_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Logs in to the mailbox now and says how many messages wait, or why it failed."""
+    mailbox = selectors.mailbox_get(user=request.user, pk=pk)
+    require(request.user, "change", mailbox)
+    try:
+        count = services.mailbox_test_connection(mailbox=mailbox)
+    except MailboxError as exc:
+        messages.error(request, _("%(mailbox)s: %(error)s") % {"mailbox": mailbox, "error": exc})
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "%(mailbox)s: connected; %(count)s message waits in %(folder)s.",
+                "%(mailbox)s: connected; %(count)s messages wait in %(folder)s.",
+                count,
+            )
+            % {"mailbox": mailbox, "count": count, "folder": mailbox.folder},
+        )
+    return redirect("ticket_mailbox_list")
+
+
+@ui_view
+def ticket_triage(request: HttpRequest) -> HttpResponse:
+    """Mail of no known sender, oldest first: link each to a customer or discard it."""
+    user = request.user
+    require(user, "change", InboundMessage)
+    if request.method == "POST":
+        message = selectors.inbound_message_get(user=user, pk=request.POST.get("message"))
+        require(user, "change", message)
+        if request.POST.get("action") == "discard":
+            try:
+                services.inbound_message_discard(actor=user, message=message)
+                messages.success(request, _("Email discarded."))
+            except ConflictError as exc:
+                messages.error(request, exc.message)
+            return redirect("ticket_triage")
+        form = forms.TriageLinkForm(request.POST, user=user, instance=message)
+        if ticket := form_save(request, form):
+            say_created(request, ticket)
+            return redirect("ticket_detail", pk=ticket.pk)
+        _form_errors_as_messages(request, form)
+    rows = list(
+        selectors.inbound_message_list(user=user, outcome=InboundMessage.Outcome.TRIAGE)
+        .select_related(None)
+        .order_by("received_at", "id")[:TRIAGE_LIMIT]
+    )
+    context = {
+        "title": _("Email triage"),
+        "rows": rows,
+        "customers": list(core_selectors.customer_choices(user=user).values_list("pk", "name")),
+    }
+    return render(request, "servicedesk/ticket_triage.html", context)
+
+
+@ui_view
+def ticket_inbound_list(request: HttpRequest) -> HttpResponse:
+    """Every received email and what became of it."""
+    user = request.user
+    require(user, "view", InboundMessage)
+    form = forms.InboundMessageFilterForm(request.GET, user=user)
+    form.is_valid()
+    mailbox = form.cleaned_data.get("mailbox")
+    queryset = selectors.inbound_message_list(
+        user=user,
+        q=form.cleaned_data.get("q"),
+        outcome=form.cleaned_data.get("outcome"),
+        mailbox_id=mailbox.pk if mailbox else None,
+    )
+    return list_page(
+        request,
+        model=InboundMessage,
+        queryset=queryset,
+        order=("-received_at", "-id"),
+        filter_form=form,
+        rows_template="servicedesk/inbound_rows.html",
+        title=_("Received email"),
+    )
