@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install dev lint format lock messages ci clean
+.PHONY: demo test install dev lint format lock messages ci clean agent-binary
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "OneStop needs Python 3.11 or newer")'
@@ -15,8 +15,9 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock agent/pyproject.toml
 	$(PIP) install --require-hashes -r requirements-dev.lock
+	$(PIP) install --no-deps -e ./agent
 	@touch $@
 
 install: $(VENV)/.installed
@@ -48,6 +49,10 @@ lock: dev
 messages: dev
 	cd src/onestop && ../../$(BIN)/django-admin makemessages -l zh_Hans --no-obsolete --no-location --settings=onestop.config.settings_test
 	cd src/onestop && ../../$(BIN)/django-admin compilemessages --settings=onestop.config.settings_test
+
+## make agent-binary: the standalone agent, agent/dist/onestop-agent (PyInstaller, one file)
+agent-binary: dev
+	PYTHON=$(abspath $(BIN)/python) agent/build.sh
 
 ci:
 	bash .ci/run

@@ -16,9 +16,11 @@ from typing import Any
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from onestop.assets import services as asset_services
 from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
+from onestop.monitoring import services as monitoring_services
 from onestop.notify import services as notify_services
 from onestop.notify.models import Delivery, Rule
 from onestop.servicedesk import services as ticket_services
@@ -68,6 +70,7 @@ class Resource:
     deletable: bool = True
     customer_scoped: bool = True  # False: the provider's own objects (teams, calendars, SLAs)
     viewer: str = "engineer"  # a role that may read it (provider settings: a dispatcher)
+    required: str | None = None  # a required create field, where "name" or "title" is not
     # Routes under /{id}/...: (suffix, method) -> valid body maker (world) or None.
     subroutes: dict[tuple[str, str], Callable[[Any], Any] | None] = field(default_factory=dict)
 
@@ -645,6 +648,62 @@ RESOURCES += [
             ("link", "post"): lambda w: {"customer_id": w.customer_a.pk, "create_contact": True},
             ("discard", "post"): None,
         },
+    ),
+]
+
+
+def _make_device(world, customer):
+    return asset_services.device_create(
+        actor=None,
+        customer=customer,
+        name=f"{customer.short_code} 设备 {next(_n)}",
+        kind="printer" if customer == world.customer_a else "desktop",
+    )
+
+
+def _make_enrollment_token(world, customer):
+    site = world.site_a if customer == world.customer_a else world.site_b
+    token, _raw = monitoring_services.enrollment_token_create(actor=world.admin, site=site)
+    return token
+
+
+RESOURCES += [
+    Resource(
+        name="devices",
+        path="/api/v1/devices",
+        label="assets.device",
+        make=_make_device,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "name": "财务部打印机",
+            "kind": "printer",
+            "site_id": w.site_a.pk,
+            "ip_address": "192.168.1.50",
+            "tags": ["三楼"],
+        },
+        patch={"notes": "三楼财务室"},
+        patch_check=lambda obj: obj.notes == "三楼财务室",
+        filters=[("kind", lambda w: "printer"), ("customer_id", lambda w: w.customer_a.pk)],
+        refused_writer="portal_admin_a",
+        subroutes={
+            ("inventory-changes", "get"): None,
+            ("metrics", "get"): None,
+            ("agent", "get"): None,
+            ("agent", "patch"): lambda w: {"interval": 120},
+            ("agent/revoke", "post"): None,
+        },
+    ),
+    Resource(
+        name="enrollment-tokens",
+        path="/api/v1/enrollment-tokens",
+        label="monitoring.enrollmenttoken",
+        make=_make_enrollment_token,
+        create=lambda w: {"site_id": w.site_a.pk, "name": "总部装机", "days": 3},
+        required="site_id",
+        filters=[("site_id", lambda w: w.site_a.pk)],
+        refused_writer="portal_admin_a",
+        deletable=False,
+        subroutes={("revoke", "post"): None},
     ),
 ]
 

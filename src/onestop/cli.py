@@ -453,6 +453,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = _start_django()
     _ensure_port_free(args.host, args.port)
     from onestop.core import demo
+    from onestop.monitoring.demo import seed_monitoring_demo
     from onestop.servicedesk.demo import seed_service_desk_demo
 
     with _as_cli():
@@ -464,6 +465,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _say("The database already has customers; demo data not seeded again.")
             if seed_service_desk_demo(progress=_progress()):
                 _say("Service-desk demo data seeded: contracts, calendars, SLA policies, tickets.")
+            if seed_monitoring_demo(progress=_progress()):
+                _say("Monitoring demo data seeded: devices with agents, a day of metrics.")
     _print_logins(_url(args.host, args.port), demo.demo_logins() if demo.demo_is_seeded() else None)
     _say(f"Data folder: {config.data_dir} (delete it to start afresh)")
     return _serve(args.host, args.port, args.workers)

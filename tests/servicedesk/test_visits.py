@@ -458,3 +458,29 @@ def test_my_work_lists_my_coming_visits_in_a_fixed_number_of_queries(world):
     assert _queries(client, f"/tickets/{ticket.pk}/") == detail
     # Someone else's visits are not on my list.
     assert client_for(world.other_engineer).get("/tickets/mine/").context["visits"] == []
+
+
+def test_a_ticket_links_the_device_concerned_of_its_own_customer(world):
+    from onestop.assets import services as asset_services
+
+    printer = asset_services.device_create(
+        actor=None, customer=world.customer_a, name="财务室打印机", kind="printer"
+    )
+    foreign = asset_services.device_create(actor=None, customer=world.customer_b, name="乙方电脑")
+    client = api_client(world.dispatcher)
+    created = call(
+        client,
+        "post",
+        "/api/v1/tickets",
+        {"customer_id": world.customer_a.pk, "title": "打印机卡纸", "device_id": printer.pk},
+    )
+    assert created.status_code == 201, created.body
+    assert created.body["device_id"] == printer.pk
+    ticket_id = created.body["id"]
+    listed = call(client, "get", "/api/v1/tickets", device_id=printer.pk)
+    assert [t["id"] for t in listed.body["results"]] == [ticket_id]
+    # Another customer's device is refused (and not revealed: B is out of this user's scope).
+    refused = call(client, "patch", f"/api/v1/tickets/{ticket_id}", {"device_id": foreign.pk})
+    assert refused.status_code == 422
+    page = client_for(world.dispatcher).get(f"/tickets/{ticket_id}/").content.decode()
+    assert f"/devices/{printer.pk}/" in page

@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "onestop.contracts",
     "onestop.notify",
     "onestop.servicedesk",
+    "onestop.metrics",
+    "onestop.assets",
+    "onestop.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +143,13 @@ TIME_ZONE = CONFIG.time_zone
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# Charts are drawn by plotly.js, served from the installed plotly package (no CDN: customers'
+# networks are often closed), as /static/plotly/plotly.min.js.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "onestop.config.staticfinders.PlotlyFinder",
+]
 STATIC_ROOT = str(CONFIG.data_dir / "static")
 (CONFIG.data_dir / "static").mkdir(exist_ok=True)
 MEDIA_URL = "/files/"

@@ -10,6 +10,7 @@ from onestop import __version__
 from onestop.config.api import api
 from onestop.core import health
 from onestop.core.api_base import problem_response
+from onestop.monitoring.agent_api import agent_api
 
 
 @never_cache
@@ -33,12 +34,14 @@ def api_not_found(request, rest=""):
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),
+    path("api/agent/v1/", agent_api.urls),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("onestop.core.urls")),
     path("", include("onestop.contracts.urls")),
     path("", include("onestop.servicedesk.urls")),
     path("", include("onestop.notify.urls")),
+    path("", include("onestop.monitoring.urls")),
 ]
 
 if settings.DEBUG:

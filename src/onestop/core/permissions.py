@@ -127,6 +127,24 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "view": STAFF,
         "change": frozenset({ADMIN, MANAGER, DISPATCHER}),
     },
+    "device": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "inventorychange": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+    },
+    "enrollmenttoken": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
+    "agent": {
+        "view": STAFF,
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
     "notification": {
         "view": EVERYONE,
         "change": EVERYONE,
@@ -178,6 +196,10 @@ RULES = {
     "inboundmessage": "Staff see the received mail of the customers they serve; mail of no "
     "customer yet (the triage queue) is seen by admins, managers and dispatchers, who link "
     "it to a customer or discard it.",
+    "device": "A customer administrator sees the company's devices; plain customer users none.",
+    "enrollmenttoken": "A token is shown once, inside the enrol command; revoking it stops new "
+    "enrolments, not the agents already enrolled.",
+    "agent": "Revoking an agent refuses everything it sends from then on.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

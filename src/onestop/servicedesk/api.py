@@ -8,6 +8,7 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 from pydantic import EmailStr
 
+from onestop.assets.models import Device
 from onestop.contracts.models import Contract, Priority
 from onestop.core.api import Cursor, resolve_one, resolve_refs, visible_ids
 from onestop.core.api_base import InputSchema
@@ -38,6 +39,7 @@ class TicketOut(Schema):
     customer_id: int
     contract_id: int | None
     site_id: int | None
+    device_id: int | None
     requester_id: int | None
     title: str
     description: str
@@ -102,6 +104,7 @@ class TicketIn(InputSchema):
     priority: Priority | None = None
     contract_id: int | None = None
     site_id: int | None = None
+    device_id: int | None = None
     requester_id: int | None = None
     team_id: int | None = None
     assignee_id: int | None = None
@@ -121,6 +124,7 @@ class TicketPatch(InputSchema):
     priority: Priority | None = None
     contract_id: int | None = None
     site_id: int | None = None
+    device_id: int | None = None
     requester_id: int | None = None
     team_id: int | None = None
     assignee_id: int | None = None
@@ -142,6 +146,7 @@ class TicketFilters(Schema):
     unassigned: bool | None = None
     breached: bool | None = None
     due_before: dt.datetime | None = None
+    device_id: int | None = None
 
 
 class EntryOut(Schema):
@@ -166,6 +171,7 @@ _TICKET_REFS = {
     "parent_id": ("parent", Ticket),
     "contract_id": ("contract", Contract),
     "site_id": ("site", Site),
+    "device_id": ("device", Device),
     "requester_id": ("requester", Contact),
     "team_id": ("team", Team),
     "assignee_id": ("assignee", User),

@@ -15,6 +15,8 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from onestop.assets import selectors as asset_selectors
+from onestop.assets.models import Device
 from onestop.contracts.models import Priority
 from onestop.core import selectors as core_selectors
 from onestop.core.errors import ConflictError
@@ -385,6 +387,7 @@ class TicketEditForm(ServiceForm):
         help_text=_("A changed priority recomputes the due times; time already used is kept."),
     )
     site = ChoiceField(label=_("site"), queryset=Site.objects.none(), required=False)
+    device = ChoiceField(label=_("device"), queryset=Device.objects.none(), required=False)
     requester = ContactChoiceField(
         label=_("requester"), queryset=Contact.objects.none(), required=False
     )
@@ -399,6 +402,9 @@ class TicketEditForm(ServiceForm):
         kwargs.setdefault("initial", initial)
         super().__init__(*args, user=user, instance=instance, **kwargs)
         self.fields["site"].queryset = _customer_sites(user, instance.customer_id)
+        self.fields["device"].queryset = asset_selectors.device_list(
+            user=user, customer_id=instance.customer_id
+        ).select_related(None)
         self.fields["requester"].queryset = core_selectors.contact_list(
             user=user, customer_id=instance.customer_id
         )

@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from onestop.assets.models import Device
 from onestop.contracts.models import BusinessCalendar, Contract, Priority, SlaPolicy
 from onestop.core.models import Contact, Customer, Role, Site, Team, User
 
@@ -104,6 +105,14 @@ class Ticket(models.Model):
     )
     site = models.ForeignKey(
         Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    device = models.ForeignKey(
+        Device,
+        verbose_name=_("device"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tickets",
     )
     requester = models.ForeignKey(
         Contact,

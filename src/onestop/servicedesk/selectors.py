@@ -50,6 +50,7 @@ def ticket_list(
     unassigned: bool | None = None,
     breached: bool | None = None,
     due_before: dt.datetime | None = None,
+    device_id: int | None = None,
 ) -> QuerySet[Ticket]:
     qs = restrict(Ticket.objects.select_related("customer", "assignee", "team", "requester"), user)
     qs = apply_search(qs, q)
@@ -74,6 +75,8 @@ def ticket_list(
         qs = qs.filter(condition) if breached else qs.exclude(condition)
     if due_before:
         qs = qs.filter(resolution_due_at__lt=due_before)
+    if device_id:
+        qs = qs.filter(device_id=device_id)
     return qs
 
 
@@ -83,6 +86,7 @@ def ticket_get(*, user: User, pk: Any) -> Ticket:
             "customer",
             "contract",
             "site",
+            "device",
             "requester",
             "assignee",
             "team",

@@ -24,6 +24,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from onestop.assets.models import Device
 from onestop.contracts.models import (
     BusinessCalendar,
     Contract,
@@ -147,6 +148,8 @@ def _check_refs(ticket: Ticket) -> None:
         errors["contract"] = _("The contract belongs to another customer.")
     if ticket.site_id and ticket.site.customer_id != ticket.customer_id:
         errors["site"] = _("The site belongs to another customer.")
+    if ticket.device_id and ticket.device.customer_id != ticket.customer_id:
+        errors["device"] = _("The device belongs to another customer.")
     if ticket.requester_id and ticket.requester.customer_id != ticket.customer_id:
         errors["requester"] = _("The contact belongs to another customer.")
     if ticket.assignee_id and not ticket.assignee.is_provider_staff:
@@ -193,6 +196,7 @@ def ticket_create(
     priority: str | None = None,
     contract: Contract | None = None,
     site: Site | None = None,
+    device: Device | None = None,
     requester: Contact | None = None,
     requester_user: User | None = None,
     team: Team | None = None,
@@ -211,6 +215,7 @@ def ticket_create(
         customer=customer,
         contract=contract,
         site=site,
+        device=device,
         requester=requester,
         requester_user=requester_user,
         title=title.strip(),
@@ -259,6 +264,7 @@ TICKET_FIELDS = (
     "priority",
     "contract",
     "site",
+    "device",
     "requester",
     "team",
     "assignee",

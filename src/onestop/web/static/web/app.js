@@ -82,7 +82,25 @@
     });
   }
 
+  // Charts: each [data-chart] element names a <script type="application/json"> holding a
+  // plotly figure ({data, layout}); plotly.js itself is loaded by the page that has charts.
+  function drawChart(element) {
+    if (!window.Plotly) return;
+    var source = document.getElementById(element.getAttribute("data-chart"));
+    if (!source) return;
+    var figure = JSON.parse(source.textContent);
+    // No mode bar: its buttons need an injected stylesheet, which the CSP forbids. Drag to
+    // zoom, double-click to zoom out.
+    window.Plotly.newPlot(element, figure.data, figure.layout, {
+      responsive: true,
+      displayModeBar: false,
+    });
+  }
+
   function init(root) {
+    root.querySelectorAll("[data-chart]").forEach(function (element) {
+      if (once(element)) drawChart(element);
+    });
     root.querySelectorAll("[data-signature-pad]").forEach(function (pad) {
       if (once(pad)) setupSignaturePad(pad);
     });

@@ -1,0 +1,36 @@
+"""install-service: the systemd unit it would write (--dry-run changes nothing)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from onestop_agent import cli, system
+
+
+def test_install_service_dry_run_prints_the_unit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["install-service", "--state-dir", str(tmp_path), "--dry-run"])
+
+    out = capsys.readouterr().out
+    assert out.startswith("# /etc/systemd/system/onestop-agent.service\n")
+    lines = out.splitlines()
+    exec_start = next(line for line in lines if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[-3:] == ["run", "--state-dir", str(tmp_path.resolve())]
+    assert Path(argv[0]).is_absolute()
+    assert "Restart=always" in lines
+    assert f"RestartPreventExitStatus={system.STOP_EXIT_STATUS}" in lines
+    assert "WantedBy=multi-user.target" in lines
+
+
+def test_self_command_runs_the_installed_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "onestop-agent"
+    if not script.is_file():
+        pytest.skip("onestop-agent is not installed in .venv (run `make dev`)")
+    monkeypatch.setattr("sys.argv", [str(script), "install-service"])
+
+    assert cli.self_command() == [str(script.resolve())]

@@ -1,0 +1,162 @@
+"""API of the asset register: devices and their inventory history."""
+
+import datetime as dt
+from ipaddress import IPv4Address, IPv6Address
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from onestop.assets import selectors, services
+from onestop.assets.models import Device, InventoryChange
+from onestop.contracts.models import Contract
+from onestop.core.api import Cursor, NewestFirst, resolve_refs
+from onestop.core.api_base import InputSchema
+from onestop.core.models import Customer, Site
+from onestop.core.permissions import require
+
+router = Router()
+
+DEVICE_REFS = {
+    "customer_id": ("customer", Customer),
+    "site_id": ("site", Site),
+    "contract_id": ("contract", Contract),
+}
+
+
+class DeviceOut(Schema):
+    id: int
+    customer_id: int
+    site_id: int | None
+    name: str
+    kind: str
+    source: str
+    hostname: str
+    vendor: str
+    model: str
+    serial: str
+    os_name: str
+    os_version: str
+    cpu_model: str
+    memory_bytes: int | None
+    ip_address: str | None
+    mac_address: str
+    contract_id: int | None
+    warranty_end: dt.date | None
+    tags: list[str]
+    notes: str
+    inventory_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DeviceIn(InputSchema):
+    customer_id: int
+    site_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    kind: Device.Kind = Device.Kind.DESKTOP
+    hostname: str = Field("", max_length=255)
+    vendor: str = Field("", max_length=100)
+    model: str = Field("", max_length=100)
+    serial: str = Field("", max_length=100)
+    os_name: str = Field("", max_length=100)
+    os_version: str = Field("", max_length=100)
+    cpu_model: str = Field("", max_length=200)
+    memory_bytes: int | None = Field(None, ge=0)
+    ip_address: IPv4Address | IPv6Address | None = None
+    mac_address: str = Field("", max_length=17)
+    contract_id: int | None = None
+    warranty_end: dt.date | None = None
+    tags: list[str] = []
+    notes: str = Field("", max_length=10000)
+
+
+class DevicePatch(InputSchema):
+    site_id: int | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    kind: Device.Kind | None = None
+    hostname: str | None = Field(None, max_length=255)
+    vendor: str | None = Field(None, max_length=100)
+    model: str | None = Field(None, max_length=100)
+    serial: str | None = Field(None, max_length=100)
+    os_name: str | None = Field(None, max_length=100)
+    os_version: str | None = Field(None, max_length=100)
+    cpu_model: str | None = Field(None, max_length=200)
+    memory_bytes: int | None = Field(None, ge=0)
+    ip_address: IPv4Address | IPv6Address | None = None
+    mac_address: str | None = Field(None, max_length=17)
+    contract_id: int | None = None
+    warranty_end: dt.date | None = None
+    tags: list[str] | None = None
+    notes: str | None = Field(None, max_length=10000)
+
+
+class DeviceFilters(Schema):
+    q: str | None = None
+    customer_id: int | None = None
+    site_id: int | None = None
+    kind: Device.Kind | None = None
+
+
+class InventoryChangeOut(Schema):
+    id: int
+    at: dt.datetime
+    item: str
+    kind: str
+    before: str
+    after: str
+
+
+def _plain_ip(data: dict) -> dict:
+    if data.get("ip_address") is not None:
+        data["ip_address"] = str(data["ip_address"])
+    return data
+
+
+@router.get("/devices", response=list[DeviceOut], tags=["devices"])
+@paginate(Cursor)
+def list_devices(request: HttpRequest, filters: Query[DeviceFilters]):
+    require(request.user, "view", Device)
+    return selectors.device_list(user=request.user, **filters.dict())
+
+
+@router.get("/devices/{int:id}", response=DeviceOut, tags=["devices"])
+def get_device(request: HttpRequest, id: int):
+    device = selectors.device_get(user=request.user, pk=id)
+    require(request.user, "view", device)
+    return device
+
+
+@router.post("/devices", response={201: DeviceOut}, tags=["devices"])
+def create_device(request: HttpRequest, payload: DeviceIn):
+    require(request.user, "add", Device)
+    data = resolve_refs(request.user, _plain_ip(payload.dict()), DEVICE_REFS)
+    return Status(201, services.device_create(actor=request.user, **data))
+
+
+@router.patch("/devices/{int:id}", response=DeviceOut, tags=["devices"])
+def update_device(request: HttpRequest, id: int, payload: DevicePatch):
+    device = selectors.device_get(user=request.user, pk=id)
+    require(request.user, "change", device)
+    data = resolve_refs(request.user, _plain_ip(payload.dict(exclude_unset=True)), DEVICE_REFS)
+    return services.device_update(actor=request.user, device=device, **data)
+
+
+@router.delete("/devices/{int:id}", response={204: None}, tags=["devices"])
+def delete_device(request: HttpRequest, id: int):
+    device = selectors.device_get(user=request.user, pk=id)
+    require(request.user, "delete", device)
+    services.device_delete(actor=request.user, device=device)
+    return Status(204, None)
+
+
+@router.get(
+    "/devices/{int:id}/inventory-changes",
+    response=list[InventoryChangeOut],
+    tags=["devices"],
+)
+@paginate(NewestFirst)
+def list_inventory_changes(request: HttpRequest, id: int):
+    device = selectors.device_get(user=request.user, pk=id)
+    require(request.user, "view", InventoryChange)
+    return selectors.inventory_change_list(user=request.user, device=device)

@@ -1,0 +1,1 @@
+"""The metric store: series, compact sample chunks, rollups. Knows nothing of devices or agents."""

@@ -1,0 +1,272 @@
+"""The metric store on its own: writes, chunks, rollups, retention, queries, bad input."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import translation
+
+from onestop.metrics import codec, services, storage
+from onestop.metrics.models import Chunk, Rollup, Series
+from onestop.metrics.selectors import MAX_POINTS, latest_values, series_list, series_query
+
+pytestmark = pytest.mark.django_db
+HOUR = 3600
+DAY = 86_400
+
+
+def _recent_hour(hours_ago: int = 3) -> int:
+    now = int(time.time())
+    return now - now % HOUR - hours_ago * HOUR
+
+
+def _buffered() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COUNT(*) FROM metrics_buffer0) + (SELECT COUNT(*) FROM metrics_buffer1)"
+        )
+        return cursor.fetchone()[0]
+
+
+def _values(source_id=1, name="cpu.percent", **kwargs) -> list[tuple[float, float]]:
+    (series,) = series_query(source_id=source_id, name=name, **kwargs)
+    return [(p.ts, p.avg) for p in series.points]
+
+
+def test_round_trip_before_and_after_compaction():
+    base = _recent_hour()
+    samples = [(1, "cpu.percent", {}, base + 60 * i + 0.5, float(i) / 3) for i in range(120)]
+    samples.append((1, "disk.used_percent", {"mount": "/"}, base, 61.2))
+    assert services.samples_write(samples=samples) == 121
+    expected = [(ts, value) for _s, _n, _l, ts, value in samples[:120]]
+    window = {"start": base, "end": base + 2 * HOUR}
+    assert _values(**window) == expected
+
+    assert services.buffers_compact() == 121
+    assert _buffered() == 0
+    assert Chunk.objects.count() == 3  # two hours of cpu, one of disk
+    assert _values(**window) == expected
+    assert [(s.name, s.labels) for s in series_list(source_id=1)] == [
+        ("cpu.percent", {}),
+        ("disk.used_percent", {"mount": "/"}),
+    ]
+    (disk,) = series_query(source_id=1, name="disk.used_percent", labels={"mount": "/"}, **window)
+    assert disk.points[0].avg == 61.2
+    assert (
+        series_query(source_id=1, name="disk.used_percent", labels={"mount": "/x"}, **window) == []
+    )
+
+
+def test_same_sample_written_twice_is_stored_once():
+    base = _recent_hour()
+    samples = [(7, "load.1", {}, base + 60 * i, float(i)) for i in range(10)]
+    services.samples_write(samples=samples)
+    services.samples_write(samples=samples)  # a replayed report, still buffered
+    assert len(_values(source_id=7, name="load.1", start=base, end=base + HOUR)) == 10
+    services.buffers_compact()
+    services.samples_write(samples=samples + samples)  # replayed again after compaction
+    assert len(_values(source_id=7, name="load.1", start=base, end=base + HOUR)) == 10
+    services.buffers_compact()
+    assert list(Chunk.objects.values_list("count", flat=True)) == [10]
+    assert Series.objects.count() == 1
+
+
+def test_chunks_split_exactly_on_hour_edges():
+    base = _recent_hour()
+    edge = [base + HOUR - 0.001, base + HOUR, base + 2 * HOUR - 0.001, base + 2 * HOUR]
+    services.samples_write(samples=[(2, "mem.used_percent", {}, ts, ts - base) for ts in edge])
+    services.buffers_compact()
+    chunks = {c.hour: c for c in Chunk.objects.all()}
+    assert sorted(chunks) == [base, base + HOUR, base + 2 * HOUR]
+    assert [chunks[h].count for h in sorted(chunks)] == [1, 2, 1]
+    first = chunks[base]
+    assert codec.chunk_unpack(first.hour, first.count, bytes(first.data)) == [
+        ((base + HOUR) * 1000 - 1, pytest.approx(HOUR - 0.001))
+    ]
+    got = _values(source_id=2, name="mem.used_percent", start=base, end=base + 3 * HOUR)
+    assert [ts for ts, _v in got] == pytest.approx(edge)
+    # The range's ends are inclusive, to the millisecond.
+    inner = _values(source_id=2, name="mem.used_percent", start=base + HOUR, end=edge[2])
+    assert [ts for ts, _v in inner] == pytest.approx(edge[1:3])
+
+
+def _day_of_data(day: int, source_id: int = 3) -> list[tuple]:
+    """One sample a minute; values 0..9 repeating, so each 5-minute bucket has a known shape."""
+    return [
+        (source_id, "net.rx_bps", {"nic": "eth0"}, day + 60 * i, float(i % 10)) for i in range(1440)
+    ]
+
+
+def test_rollups_of_a_closed_day_are_right_and_idempotent():
+    now = time.time()
+    day = int(now // DAY * DAY) - 3 * DAY
+    services.samples_write(samples=_day_of_data(day))
+    # Before compaction nothing is rolled: the day's samples are not all in chunks yet.
+    assert services.rollups_compute(now=now) == 0
+    services.buffers_compact(now=now)
+    assert services.rollups_compute(now=now) == 1
+    assert services.rollups_compute(now=now) == 0
+    rows = {r.resolution: codec.rollup_unpack(bytes(r.data)) for r in Rollup.objects.all()}
+    five = rows[300]
+    assert len(five) == 288
+    # Bucket 0 holds minutes 0-4 (values 0..4), bucket 1 minutes 5-9 (values 5..9).
+    assert five[0] == (0, 5, 0.0, 2.0, 4.0)
+    assert five[1] == (1, 5, 5.0, 7.0, 9.0)
+    hourly = rows[3600]
+    assert len(hourly) == 24
+    assert hourly[0] == (0, 60, 0.0, 4.5, 9.0)
+
+    before = sorted((r.series_id, r.resolution, r.day, bytes(r.data)) for r in Rollup.objects.all())
+    state = storage.state_row()
+    state.rolled_until = 0
+    state.save()
+    assert services.rollups_compute(now=now) == 1
+    after = sorted((r.series_id, r.resolution, r.day, bytes(r.data)) for r in Rollup.objects.all())
+    assert after == before
+
+    (series,) = series_query(source_id=3, name="net.rx_bps", start=day, end=day + DAY - 1, step=300)
+    assert series.resolution == 300 and series.step == 300
+    assert series.points[1] == (day + 300, 5.0, 7.0, 9.0, 5)
+
+
+def test_query_falls_back_to_raw_for_days_not_rolled_up_yet():
+    now = time.time()
+    day = int(now // DAY * DAY) - 2 * DAY
+    services.samples_write(samples=_day_of_data(day))
+    (series,) = series_query(source_id=3, name="net.rx_bps", start=day, end=day + DAY - 1, step=300)
+    assert series.resolution == 300
+    assert len(series.points) == 288
+    assert series.points[0] == (day, 0.0, 2.0, 4.0, 5)
+
+
+def test_retention_drops_whole_chunks_only_after_rollup():
+    now = time.time()
+    old_day = int(now // DAY * DAY) - 9 * DAY
+    services.samples_write(samples=_day_of_data(old_day))
+    services.samples_write(samples=[(3, "net.rx_bps", {"nic": "eth0"}, now - 60, 1.0)])
+    services.buffers_compact(now=now)
+    state = storage.state_row()
+    assert Chunk.objects.filter(hour__lt=old_day + DAY).count() == 24
+    # Not rolled up yet: the raw chunks must stay, expired or not.
+    state.rolled_until = 0
+    state.save()
+    assert services.retention_apply(now=now)["raw"] == 0
+
+    result = services.store_maintain(now=now)
+    assert result["rolled_days"] >= 1
+    assert result["dropped_raw"] == 24
+    assert not Chunk.objects.filter(hour__lt=old_day + DAY).exists()
+    assert Chunk.objects.count() == 1  # the recent hour stays
+    assert Rollup.objects.filter(day=old_day).count() == 2
+
+    # 5-minute rollups go after 90 days, hourly ones after two years; the recent chunk stays
+    # however late it gets, as its day is not rolled up.
+    later = old_day + 91 * DAY
+    assert services.retention_apply(now=later) == {"raw": 0, "5m": 1, "1h": 0}
+    assert list(Rollup.objects.values_list("resolution", flat=True)) == [3600]
+    assert services.retention_apply(now=old_day + 731 * DAY)["1h"] == 1
+
+
+def test_query_picks_resolution_and_caps_points():
+    now = time.time()
+    start = int(now // HOUR * HOUR) - 6 * HOUR
+    samples = [(4, "cpu.percent", {}, start + 10 * i, float(i % 100)) for i in range(6 * 360)]
+    services.samples_write(samples=samples)
+    (raw,) = series_query(source_id=4, name="cpu.percent", start=start, end=start + 6 * HOUR)
+    assert raw.resolution == 0
+    assert raw.step == 30  # 2,160 samples do not fit in 1,000 points
+    assert len(raw.points) == 720 and sum(p.count for p in raw.points) == 2160
+    assert raw.points[0] == (start, 0.0, 1.0, 2.0, 3)
+
+    (short,) = series_query(source_id=4, name="cpu.percent", start=start, end=start + HOUR)
+    assert short.step == 0 and len(short.points) == 361  # raw as stored
+
+    month = series_query(source_id=4, name="cpu.percent", start=now - 30 * DAY, end=now)[0]
+    assert (month.resolution, month.step) == (300, 3600)
+    assert 1 <= len(month.points) <= 7
+    assert sum(p.count for p in month.points) == 2160
+
+    (year,) = series_query(source_id=4, name="cpu.percent", start=now - 365 * DAY, end=now)
+    assert year.resolution == 3600 and len(year.points) <= MAX_POINTS
+
+    (stepped,) = series_query(
+        source_id=4, name="cpu.percent", start=start, end=start + HOUR, step=60
+    )
+    assert (stepped.resolution, stepped.step, len(stepped.points)) == (0, 60, 61)
+
+    with pytest.raises(ValidationError):
+        series_query(source_id=4, name="cpu.percent", start=now, end=now - 1)
+    with pytest.raises(ValidationError):
+        series_query(source_id=4, name="cpu.percent", start=now - 1, end=now, step=0)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ((1, "cpu.percent", {}, 1764446400.0, math.nan), "finite"),
+        ((1, "cpu.percent", {}, 1764446400.0, math.inf), "finite"),
+        ((1, "cpu.percent", {}, 1764446400.0, True), "finite"),
+        ((1, "cpu.percent", {}, 1764446400.0, "12"), "finite"),
+        ((1, "cpu.percent", {}, math.nan, 1.0), "unix seconds"),
+        ((1, "cpu.percent", {}, 1764446400000.0, 1.0), "unix seconds"),
+        ((1, "CPU percent", {}, 1764446400.0, 1.0), "metric name"),
+        ((1, "", {}, 1764446400.0, 1.0), "metric name"),
+        ((1, "x" * 101, {}, 1764446400.0, 1.0), "metric name"),
+        ((-1, "cpu.percent", {}, 1764446400.0, 1.0), "source"),
+        (("1", "cpu.percent", {}, 1764446400.0, 1.0), "source"),
+        ((1, "cpu.percent", {"mount": "x" * 201}, 1764446400.0, 1.0), "label value"),
+        ((1, "cpu.percent", {"mount": 3}, 1764446400.0, 1.0), "label value"),
+        ((1, "cpu.percent", {"bad key": "x"}, 1764446400.0, 1.0), "label name"),
+        ((1, "cpu.percent", {f"k{i}": "v" for i in range(17)}, 1764446400.0, 1.0), "at most"),
+        ((1, "cpu.percent", ["mount"], 1764446400.0, 1.0), "expected"),
+        ((1, "cpu.percent", {}, 1764446400.0), "expected"),
+    ],
+)
+def test_bad_input_is_rejected_and_nothing_is_stored(bad, message):
+    good = (1, "cpu.percent", {}, 1764446340.0, 5.0)
+    with translation.override("en"), pytest.raises(ValidationError) as raised:
+        services.samples_write(samples=[good, bad])
+    text = raised.value.messages[0]
+    assert text.startswith("Sample 1:") and message in text
+    assert Series.objects.count() == 0
+    assert _buffered() == 0
+
+
+def test_latest_values_take_a_constant_number_of_queries():
+    base = _recent_hour()
+
+    def load(sources: range) -> None:
+        services.samples_write(
+            samples=[
+                (source, name, {"mount": "/"} if name == "disk.used_percent" else {}, ts, ts - base)
+                for source in sources
+                for name in ("cpu.percent", "mem.used_percent", "disk.used_percent")
+                for ts in (base + 30, base + 90)
+            ]
+        )
+
+    load(range(1, 4))
+    with CaptureQueriesContext(connection) as few:
+        small = latest_values(source_ids=range(1, 4), names=["cpu.percent", "disk.used_percent"])
+    assert len(small) == 6
+    load(range(4, 61))
+    services.buffers_compact()
+    # Source 60 has a newer sample in the buffer than in its chunk, source 59 an older one.
+    services.samples_write(samples=[(60, "cpu.percent", {}, base + 150, 99.0)])
+    services.samples_write(samples=[(59, "cpu.percent", {}, base + 10, -1.0)])
+    with CaptureQueriesContext(connection) as many:
+        values = latest_values(
+            source_ids=range(1, 61), names=["cpu.percent", "mem.used_percent", "disk.used_percent"]
+        )
+    assert len(many) == len(few) == 3
+    assert len(values) == 180
+    by_key = {(v.source_id, v.name): v for v in values}
+    assert (by_key[60, "cpu.percent"].ts, by_key[60, "cpu.percent"].value) == (base + 150, 99.0)
+    assert (by_key[59, "cpu.percent"].ts, by_key[59, "cpu.percent"].value) == (base + 90, 90.0)
+    assert by_key[1, "disk.used_percent"].labels == {"mount": "/"}
+    assert latest_values(source_ids=[999], names=["cpu.percent"]) == []
