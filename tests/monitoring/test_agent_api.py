@@ -310,3 +310,31 @@ def test_device_metrics_through_the_user_api(world):
     assert bad.status_code == 422
     other = call(api_client(world.other_engineer), "get", f"/api/v1/devices/{device_id}/metrics")
     assert other.status_code == 404
+
+
+def test_the_device_list_shows_latest_values_in_a_fixed_number_of_queries(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from onestop.metrics import services as metric_services
+
+    def add(count):
+        _token_obj, raw = _token(world)
+        for n in range(count):
+            agent, _secret = services.agent_enroll(
+                token=raw, hostname=f"PC-{Agent.objects.count()}-{n}"
+            )
+            metric_services.samples_write(
+                samples=[(agent.device_id, "cpu.percent", {}, _now() - 30, 42.0 + n)]
+            )
+
+    add(2)
+    client = client_for(world.engineer)
+    client.get("/devices/")
+    with CaptureQueriesContext(connection) as few:
+        page = client.get("/devices/")
+    assert "42%" in page.content.decode()
+    add(15)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get("/devices/").status_code == 200
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]

@@ -114,7 +114,24 @@ def device_list(request: HttpRequest) -> HttpResponse:
         rows_template="monitoring/device_rows.html",
         title=_("Devices"),
         add_url=reverse("device_add"),
+        annotate_rows=_with_latest,
     )
+
+
+LIST_METRICS = ("cpu.percent", "mem.used_percent")
+
+
+def _with_latest(devices: list[Device]) -> None:
+    """Sets `cpu` and `mem` (the last sample, or None) on each device of a list page."""
+    latest = {
+        (value.source_id, value.name): value.value
+        for value in metric_selectors.latest_values(
+            source_ids=[device.pk for device in devices], names=LIST_METRICS
+        )
+    }
+    for device in devices:
+        device.cpu = latest.get((device.pk, "cpu.percent"))
+        device.mem = latest.get((device.pk, "mem.used_percent"))
 
 
 @ui_view
