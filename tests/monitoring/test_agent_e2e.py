@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -26,6 +25,7 @@ from onestop.metrics import selectors as metric_selectors
 from onestop.monitoring import services
 from onestop.monitoring.models import Agent, AgentReport
 from tests import factories
+from tests.conftest import require_peer
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 AGENT = Path(sys.executable).with_name("onestop-agent")
@@ -164,27 +164,41 @@ def test_enrol_report_survive_an_outage_and_replay_exactly_once(transactional_db
 
 
 def test_the_standalone_binary_enrols(transactional_db, relay, tmp_path):
-    """The PyInstaller build of the agent, as customers' machines get it, enrols and reports
-    (built by `make agent-binary`; CI builds it before the suite)."""
+    """The PyInstaller build of the agent, as customers' machines get it: it starts, says one
+    clear line when the server cannot be reached, then enrols and reports (built by
+    `make agent-binary`; CI builds it before the suite)."""
     binary = Path(__file__).resolve().parents[2] / "agent" / "dist" / "onestop-agent"
-    if not binary.exists():
-        from tests.conftest import require_peer
-
-        require_peer(False, "agent/dist/onestop-agent not built: make agent-binary")
-    admin = factories.user("admin", username="boss")
-    site = factories.site(factories.customer(name="苏州乙方", short_code="SZYF"), name="工厂")
-    _token, raw = services.enrollment_token_create(actor=admin, site=site)
-    state = tmp_path / "binary-agent"
+    require_peer(binary.exists(), "agent/dist/onestop-agent not built: make agent-binary")
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    for args in (("enroll", "--server", relay.url, "--token", raw), ("run", "--once")):
-        done = subprocess.run(
-            [str(binary), *args, "--state-dir", str(state)],
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(binary), *args],
             capture_output=True,
             text=True,
             timeout=120,
             env=env,
             check=False,
         )
+
+    shown = run("--help")
+    assert shown.returncode == 0 and "enroll" in shown.stdout
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    unreachable = run(
+        "enroll", "--server", f"http://127.0.0.1:{closed_port}", "--token", "et_x",
+        "--state-dir", str(tmp_path / "nowhere"),
+    )  # fmt: skip
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("onestop-agent: enrolment failed: cannot reach")
+    assert unreachable.stderr.count("\n") == 1
+
+    admin = factories.user("admin", username="boss")
+    site = factories.site(factories.customer(name="苏州乙方", short_code="SZYF"), name="工厂")
+    _token, raw = services.enrollment_token_create(actor=admin, site=site)
+    state = tmp_path / "binary-agent"
+    for args in (("enroll", "--server", relay.url, "--token", raw), ("run", "--once")):
+        done = run(*args, "--state-dir", str(state))
         assert done.returncode == 0, done.stderr
     assert Agent.objects.get().last_seq == 1
-    shutil.rmtree(state)

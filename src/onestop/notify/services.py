@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from onestop.core import audit, crypto
 from onestop.core.models import Customer, DomainEvent, EventCursor, Team, User
 from onestop.core.services import object_delete
+from onestop.core.smtp import smtp_failure
 from onestop.notify import senders
 from onestop.notify.models import Channel, Delivery, Notification, Preference, Rule
 from onestop.notify.registry import Recipients, resolver_for
@@ -601,21 +602,13 @@ def _send_email(to: list[str], message: senders.Message) -> senders.SendResult:
     )
     try:
         get_connection(fail_silently=False).send_messages([email])
-    except smtplib.SMTPRecipientsRefused as exc:
-        return senders.SendResult(
-            ok=False, transient=False, status=None, detail=f"recipients refused: {exc}"
-        )
-    except smtplib.SMTPResponseException as exc:
-        # 4xx is "try again later", 5xx is final.
+    except (smtplib.SMTPException, OSError) as exc:
+        permanent, reason = smtp_failure(exc)
         return senders.SendResult(
             ok=False,
-            transient=exc.smtp_code < 500,
-            status=exc.smtp_code,
-            detail=f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:500],
-        )
-    except (smtplib.SMTPException, OSError) as exc:
-        return senders.SendResult(
-            ok=False, transient=True, status=None, detail=f"{type(exc).__name__}: {exc}"[:500]
+            transient=not permanent,
+            status=getattr(exc, "smtp_code", None),
+            detail=f"SMTP {reason}"[:500],
         )
     return senders.SendResult(ok=True, transient=False, status=250, detail="accepted")
 

@@ -38,6 +38,7 @@ from onestop.core.errors import ConflictError
 from onestop.core.models import ALL_SEEING_ROLES, Contact, Customer, Role, Site, Team, User
 from onestop.core.search import search_key
 from onestop.core.services import contact_create, object_delete
+from onestop.core.smtp import smtp_failure
 from onestop.servicedesk import sla
 from onestop.servicedesk.imap import ImapSession, MailboxError, MailboxSettings
 from onestop.servicedesk.mail import Attachment as MailAttachment
@@ -1991,22 +1992,6 @@ class _WithLinesep:
         return getattr(self._message, name)
 
 
-def _smtp_failure(exc: Exception) -> tuple[bool, str]:
-    """(permanent, reason) of a failed send: 5xx answers are permanent; 4xx answers, lost
-    connections and unreachable servers are tried again later."""
-
-    def text(value: Any) -> str:
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refusals = exc.recipients.items()
-        reason = "; ".join(f"{to}: {code} {text(why)}" for to, (code, why) in refusals)
-        return all(code >= 500 for _to, (code, _why) in refusals), reason
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code >= 500, f"{exc.smtp_code} {text(exc.smtp_error)}"
-    return False, f"{type(exc).__name__}: {exc}"
-
-
 def ticket_email_send(*, entry_id: int, now: dt.datetime | None = None) -> str:
     """Sends one pending reply email if it is due; records the attempt on the entry. Returns
     the entry's email state afterwards ("" when there was nothing to send)."""
@@ -2051,7 +2036,7 @@ def ticket_email_send(*, entry_id: int, now: dt.datetime | None = None) -> str:
             [_PreparedEmail(prepared, from_email=sender, recipients=[to, *cc])]
         )
     except (smtplib.SMTPException, OSError) as exc:
-        permanent, reason = _smtp_failure(exc)
+        permanent, reason = smtp_failure(exc)
         logger.warning("reply email of ticket #%s not sent: %s", ticket.pk, reason)
         return _email_attempt(entry, now, permanent=permanent, reason=reason)
     return _email_attempt(entry, now, permanent=False, reason="")
