@@ -154,11 +154,10 @@ def report(request: HttpRequest, payload: ReportIn):
         dropped=payload.dropped,
         heartbeat=payload.heartbeat,
     )
-    agent.refresh_from_db(fields=["interval", "watch_services", "watch_processes"])
     return {
         "accepted": result.accepted,
         "rejected": result.rejected,
-        "config_version": agent.config_version,
+        "config_version": result.config_version,
     }
 
 

@@ -7,7 +7,6 @@ transaction that stored it committed (the API returns after these services retur
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import re
 import secrets
@@ -25,6 +24,7 @@ from onestop.assets.models import Device
 from onestop.core import audit
 from onestop.core.errors import ConflictError
 from onestop.core.models import Site, User
+from onestop.core.services import hash_token
 from onestop.metrics import services as metric_services
 from onestop.monitoring.models import Agent, AgentReport, EnrollmentToken
 
@@ -61,10 +61,6 @@ LABEL_RE = re.compile(r"^[a-z_]{1,32}$")
 NAME_LIST_MAX = 50
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 # Enrolment tokens -----------------------------------------------------------------------------
 
 
@@ -80,7 +76,7 @@ def enrollment_token_create(
         site=site,
         name=name.strip(),
         prefix=raw[:10],
-        token_hash=_hash(raw),
+        token_hash=hash_token(raw),
         expires_at=timezone.now() + dt.timedelta(days=days),
         created_by=actor if actor and actor.pk else None,
     )
@@ -123,7 +119,7 @@ def agent_enroll(
     found = (
         EnrollmentToken.objects.select_for_update()
         .select_related("site__customer")
-        .filter(token_hash=_hash(token or ""))
+        .filter(token_hash=hash_token(token or ""))
         .first()
     )
     if found is None or not found.is_usable():
@@ -135,7 +131,7 @@ def agent_enroll(
     secret = secrets.token_urlsafe(32)
     agent = Agent.objects.create(
         device=device,
-        secret_hash=_hash(secret),
+        secret_hash=hash_token(secret),
         machine_id=_short(machine_id, 64),
         hostname=_short(hostname, 255),
         agent_version=_short(agent_version, 20),
@@ -154,7 +150,7 @@ def agent_authenticate(*, agent_id: Any, secret: str) -> Agent | None:
         return None
     if agent.revoked_at is not None:
         return None
-    if not secrets.compare_digest(agent.secret_hash, _hash(secret or "")):
+    if not secrets.compare_digest(agent.secret_hash, hash_token(secret or "")):
         return None
     return agent
 
@@ -163,7 +159,7 @@ def agent_authenticate(*, agent_id: Any, secret: str) -> Agent | None:
 def agent_rotate(*, agent: Agent) -> str:
     """A new secret for the agent; the old one stops working at once."""
     secret = secrets.token_urlsafe(32)
-    Agent.objects.filter(pk=agent.pk).update(secret_hash=_hash(secret))
+    Agent.objects.filter(pk=agent.pk).update(secret_hash=hash_token(secret))
     audit.record(actor=None, action="update", obj=agent, changes={"secret": ["••••••", "••••••"]})
     return secret
 
@@ -216,6 +212,7 @@ def agent_config_set(
 class ReportResult:
     accepted: int
     rejected: int
+    config_version: str  # the agent's config as of this report, so it knows when to pull
     duplicate: bool = False
 
 
@@ -270,7 +267,9 @@ def agent_report(
             locked = Agent.objects.select_for_update().get(pk=agent.pk)
             seen = AgentReport.objects.filter(agent=locked, report_id=report_id).first()
             if seen is not None:
-                return ReportResult(seen.accepted, seen.rejected, duplicate=True)
+                return ReportResult(
+                    seen.accepted, seen.rejected, locked.config_version, duplicate=True
+                )
             if seq <= locked.last_seq:
                 raise ConflictError("reenroll")
             rows, rejected = _clean_samples(locked, samples, now)
@@ -288,11 +287,11 @@ def agent_report(
             if version:
                 updates["agent_version"] = version
             Agent.objects.filter(pk=locked.pk).update(**updates)
-            return ReportResult(accepted, rejected)
+            return ReportResult(accepted, rejected, locked.config_version)
     except IntegrityError:
         # The same report raced in twice on two connections: the other one stored it.
         seen = AgentReport.objects.get(agent=agent, report_id=report_id)
-        return ReportResult(seen.accepted, seen.rejected, duplicate=True)
+        return ReportResult(seen.accepted, seen.rejected, agent.config_version, duplicate=True)
 
 
 @transaction.atomic
