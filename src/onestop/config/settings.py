@@ -168,7 +168,7 @@ HUEY = {
     "consumer": {"workers": 2, "worker_type": "thread", "backoff": 1.15, "max_delay": 2.0},
 }
 if CONFIG.redis_url:
-    HUEY.update({"huey_class": "huey.PriorityRedisHuey", "url": CONFIG.redis_url})
+    HUEY.update({"huey_class": "onestop.core.queue.PriorityRedisHuey", "url": CONFIG.redis_url})
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -177,7 +177,10 @@ if CONFIG.redis_url:
     }
 else:
     HUEY.update(
-        {"huey_class": "huey.SqliteHuey", "filename": str(CONFIG.data_dir / "queue.sqlite3")}
+        {
+            "huey_class": "onestop.core.queue.SqliteHuey",
+            "filename": str(CONFIG.data_dir / "queue.sqlite3"),
+        }
     )
 
 SESSION_COOKIE_HTTPONLY = True
