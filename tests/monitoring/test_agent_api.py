@@ -8,7 +8,9 @@ import json
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from onestop.assets.models import Device, InventoryChange
@@ -21,6 +23,8 @@ from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/agent/v1"
+# Transaction control (savepoints inside the test's transaction), not the report's own work.
+TRANSACTION_SQL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 def _post(client: Client, path: str, body, agent=None, secret=None):
@@ -114,6 +118,28 @@ def test_a_report_is_stored_once_even_when_retried(world):
     )
     assert [point.avg for point in points[0].points] == [12.5]
     assert agent.last_seen_at is not None and agent.is_online()
+
+
+def test_a_report_costs_a_fixed_number_of_queries(world, django_capture_on_commit_callbacks):
+    # 10,000 agents send about 170 reports a second: each round trip counts. Authentication,
+    # one update that locks the agent and checks the sequence, the buffer switch lock (on
+    # PostgreSQL), the active buffer with the cached series check, the write, the report row.
+    client, agent_id, secret = _enrolled(world)
+    now = _now()
+
+    def samples(count):
+        return [[now, "disk.used_percent", {"mount": f"/m{i}"}, 50.0] for i in range(count)]
+
+    with django_capture_on_commit_callbacks(execute=True):  # the new series are cached on commit
+        first = _post(client, "/report", _report(1, samples(30)), agent_id, secret)
+    assert first.status_code == 200
+    with CaptureQueriesContext(connection) as thirty:
+        response = _post(client, "/report", _report(2, samples(30)), agent_id, secret)
+    assert response.status_code == 200 and response.body["accepted"] == 30
+    statements = [
+        q["sql"] for q in thirty.captured_queries if not q["sql"].startswith(TRANSACTION_SQL)
+    ]
+    assert len(statements) == (6 if connection.vendor == "postgresql" else 5), statements
 
 
 def test_a_clone_is_asked_to_enrol_again(world):
@@ -313,8 +339,6 @@ def test_device_metrics_through_the_user_api(world):
 
 
 def test_the_device_list_shows_latest_values_in_a_fixed_number_of_queries(world):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from onestop.metrics import services as metric_services
 

@@ -97,16 +97,6 @@ def _series_resolve(new: dict[tuple, tuple[int, str, Mapping[str, str]]]) -> dic
     return {ident: ids[key] for ident, key in keys.items()}
 
 
-def _cached_ids_valid(ids: set[int]) -> bool:
-    """Whether every cached id still names a series (a restore or a test flush empties the
-    table under a running process, and a sample must never point at nothing)."""
-    condition, params = storage.ids_condition("id", ids)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM metrics_series WHERE {condition}", params)
-        return cursor.fetchone()[0] == len(ids)
-
-
-@transaction.atomic
 def samples_write(*, samples: Sequence[Sample]) -> int:
     """Stores samples given as (source_id, name, labels, unix time, value); returns how many
     distinct (series, time) pairs the batch held.
@@ -140,7 +130,21 @@ def samples_write(*, samples: Sequence[Sample]) -> int:
         entries.append((ident, sid, round(ts * 1000), value))
     if not entries:
         return 0
-    if cached and not _cached_ids_valid(cached):
+    # The batch is valid: what follows can fail only in the database. No savepoint of its own,
+    # so inside a caller's transaction (an agent's report) two round trips per batch are saved;
+    # such a failure breaks the caller's transaction, which PostgreSQL does anyway.
+    with transaction.atomic(savepoint=False):
+        return _entries_store(entries, new, cached)
+
+
+def _entries_store(
+    entries: list[tuple[tuple, int | None, int, float]],
+    new: dict[tuple, tuple[int, str, Mapping[str, str]]],
+    cached: set[int],
+) -> int:
+    """Writes a validated batch into the active buffer, creating its new series."""
+    buffer, cached_valid = storage.active_buffer(series_ids=cached)
+    if not cached_valid:
         _series_cache.clear()
         entries = [(ident, None, ts, value) for ident, _sid, ts, value in entries]
         new.update({ident: (ident[0], ident[1], dict(ident[2])) for ident, *_rest in entries})
@@ -150,7 +154,7 @@ def samples_write(*, samples: Sequence[Sample]) -> int:
     rows: dict[tuple[int, int], float] = {}
     for ident, sid, ts_ms, value in entries:
         rows.setdefault((sid or resolved[ident], ts_ms), float(value))
-    _buffer_insert(storage.active_buffer(), rows)
+    _buffer_insert(buffer, rows)
     return len(rows)
 
 

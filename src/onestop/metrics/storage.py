@@ -39,15 +39,29 @@ def state_row(*, for_update: bool = False) -> StoreState:
     return (rows.select_for_update() if for_update else rows).get()
 
 
-def active_buffer() -> str:
-    """The buffer the current write transaction must use; call inside that transaction."""
+def active_buffer(*, series_ids: Iterable[int] = ()) -> tuple[str, bool]:
+    """The buffer the current write transaction must use (call inside that transaction), and
+    whether every one of `series_ids` still names a series, read in the same statement.
+
+    Writers cache series ids in memory; a restore or a test flush empties the series table under
+    a running process, and a sample must never point at nothing.
+    """
+    series_ids = list(series_ids)
+    condition, params = ids_condition("id", series_ids)
     with connection.cursor() as cursor:
         if is_postgres():
             # A statement of its own: its snapshot must be taken after the lock is granted.
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [SWITCH_LOCK])
-        cursor.execute("SELECT active FROM metrics_storestate WHERE id = 1")
+        cursor.execute(
+            "SELECT active, (SELECT COUNT(*) FROM metrics_series WHERE "
+            f"{condition}) FROM metrics_storestate WHERE id = 1",
+            params,
+        )
         row = cursor.fetchone()
-    return BUFFERS[row[0] if row else state_row().active]
+    if row is None:  # the bookkeeping row is made on first use
+        state_row()
+        return active_buffer(series_ids=series_ids)
+    return BUFFERS[row[0]], row[1] == len(series_ids)
 
 
 def raw_points(

@@ -12,10 +12,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,10 +24,21 @@ from onestop.assets import services as asset_services
 from onestop.assets.models import Device
 from onestop.core import audit
 from onestop.core.errors import ConflictError
-from onestop.core.models import Site, User
-from onestop.core.services import hash_token
+from onestop.core.models import Customer, DomainEvent, Site, User
+from onestop.core.services import hash_token, object_delete
 from onestop.metrics import services as metric_services
-from onestop.monitoring.models import Agent, AgentReport, EnrollmentToken
+from onestop.monitoring import evaluation, selectors
+from onestop.monitoring.models import (
+    DEFINITION_FIELDS,
+    Agent,
+    AgentReport,
+    Check,
+    CheckDefinition,
+    CheckStateChange,
+    CheckTemplate,
+    EnrollmentToken,
+    MaintenanceWindow,
+)
 
 TOKEN_PREFIX = "et_"  # noqa: S105 - the visible start of a token, not a secret
 TOKEN_DAYS_DEFAULT = 7
@@ -145,7 +157,7 @@ def agent_enroll(
 def agent_authenticate(*, agent_id: Any, secret: str) -> Agent | None:
     """The enrolled, unrevoked agent with that secret, else None."""
     try:
-        agent = Agent.objects.select_related("device").get(pk=int(agent_id))
+        agent = Agent.objects.get(pk=int(agent_id))
     except (Agent.DoesNotExist, TypeError, ValueError):
         return None
     if agent.revoked_at is not None:
@@ -262,36 +274,40 @@ def agent_report(
         raise ValidationError(
             {"samples": _("At most %(max)s samples per report.") % {"max": MAX_SAMPLES}}
         )
+    rows, rejected = _clean_samples(agent, samples, now)
+    updates: dict[str, Any] = {
+        "last_seq": seq,
+        "last_seen_at": now,
+        "dropped_reports": F("dropped_reports") + max(int(dropped), 0),
+        "rejected_samples": F("rejected_samples") + rejected,
+    }
+    version = _short((heartbeat or {}).get("agent_version"), 20)
+    if version:
+        updates["agent_version"] = version
     try:
         with transaction.atomic():
-            locked = Agent.objects.select_for_update().get(pk=agent.pk)
-            seen = AgentReport.objects.filter(agent=locked, report_id=report_id).first()
-            if seen is not None:
+            # One statement locks the agent's row, checks that the sequence moves forward and
+            # records the heartbeat (a report costs few round trips: 10,000 agents send 170 a
+            # second). A report stored before, retried, matches no row, and neither does a
+            # new report whose sequence is not ahead: that one comes from a clone.
+            if not Agent.objects.filter(pk=agent.pk, last_seq__lt=seq).update(**updates):
+                seen = AgentReport.objects.filter(agent=agent, report_id=report_id).first()
+                if seen is None:
+                    raise ConflictError("reenroll")
                 return ReportResult(
-                    seen.accepted, seen.rejected, locked.config_version, duplicate=True
+                    seen.accepted, seen.rejected, agent.config_version, duplicate=True
                 )
-            if seq <= locked.last_seq:
-                raise ConflictError("reenroll")
-            rows, rejected = _clean_samples(locked, samples, now)
             accepted = metric_services.samples_write(samples=rows) if rows else 0
             AgentReport.objects.create(
-                agent=locked, report_id=report_id, seq=seq, accepted=accepted, rejected=rejected
+                agent=agent, report_id=report_id, seq=seq, accepted=accepted, rejected=rejected
             )
-            updates: dict[str, Any] = {
-                "last_seq": seq,
-                "last_seen_at": now,
-                "dropped_reports": F("dropped_reports") + max(int(dropped), 0),
-                "rejected_samples": F("rejected_samples") + rejected,
-            }
-            version = _short((heartbeat or {}).get("agent_version"), 20)
-            if version:
-                updates["agent_version"] = version
-            Agent.objects.filter(pk=locked.pk).update(**updates)
-            return ReportResult(accepted, rejected, locked.config_version)
     except IntegrityError:
         # The same report raced in twice on two connections: the other one stored it.
         seen = AgentReport.objects.get(agent=agent, report_id=report_id)
         return ReportResult(seen.accepted, seen.rejected, agent.config_version, duplicate=True)
+    # The version as authentication read it: a change made since reaches the agent with its
+    # next report.
+    return ReportResult(accepted, rejected, agent.config_version)
 
 
 @transaction.atomic
@@ -306,3 +322,599 @@ def agent_inventory(
         last_seen_at=now, hostname=_short(inventory.get("hostname"), 255) or agent.hostname
     )
     return changes
+
+
+# Checks ---------------------------------------------------------------------------------------
+
+INTERVAL_MIN, INTERVAL_MAX = 10, 86_400
+TIMEOUT_MAX = 60
+RETRIES_MAX = 5
+CONSECUTIVE_MAX = 100
+HOST_RE = re.compile(r"^[A-Za-z0-9_.:\-\[\]%]{1,255}$")
+OID_RE = re.compile(r"^\.?\d+(\.\d+)+$")
+# What each probe accepts in `params` (the keyword arguments of onestop.monitoring.probes);
+# credentials are not among them: they belong in encrypted storage, never in plain JSON.
+PROBE_PARAMS: dict[str, dict[str, str]] = {
+    "ping": {"host": "host", "count": "count", "payload_size": "payload_size"},
+    "tcp": {"host": "host", "port": "port", "send": "text", "expect": "text"},
+    "http": {
+        "url": "url",
+        "method": "method",
+        "expected_status": "statuses",
+        "body_match": "text",
+        "body_regex": "bool",
+        "headers": "headers",
+        "verify_tls": "bool",
+        "check_cert": "bool",
+    },
+    "dns": {
+        "server": "host",
+        "name": "host",
+        "record_type": "record_type",
+        "port": "port",
+        "expected": "texts",
+    },
+    "snmp_uptime": {"host": "host", "port": "port"},
+    "snmp_interfaces": {"host": "host", "port": "port", "interface": "text"},
+    "snmp_cpu_memory": {"host": "host", "port": "port"},
+    "snmp_oid": {"host": "host", "port": "port", "oid": "oid"},
+}
+PROBE_REQUIRED = {"tcp": ("port",), "http": ("url",), "dns": ("name",), "snmp_oid": ("oid",)}
+# The parameter naming the target; when it is left out the poller uses the device's address.
+PROBE_TARGET = {"http": None, "dns": "server"}
+RECORD_TYPES = frozenset({"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"})
+# Changing one of these changes what results mean: the running count starts over.
+RULE_FIELDS = frozenset(
+    {"metric", "labels", "probe", "params", "mode", "direction"}
+    | {"warning", "critical", "recovery", "hysteresis", "consecutive"}
+)
+
+
+def _param_problem(kind: str, value: Any) -> str | None:
+    """Why a probe parameter is unusable, or None."""
+    if kind == "host":
+        ok = isinstance(value, str) and HOST_RE.match(value) is not None
+        return None if ok else _("A host name or IP address.")
+    if kind == "port":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+        return None if ok else _("A port from 1 to 65535.")
+    if kind in ("count", "payload_size"):
+        high = 20 if kind == "count" else 1472
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= high
+        return None if ok else _("A whole number from 1 to %(max)s.") % {"max": high}
+    if kind == "url":
+        ok = isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+        return None if ok else _("An http:// or https:// address.")
+    if kind == "method":
+        return None if value in ("GET", "HEAD", "POST") else _("GET, HEAD or POST.")
+    if kind == "statuses":
+        ok = isinstance(value, list) and all(
+            isinstance(code, int) and 100 <= code <= 599 for code in value
+        )
+        return None if ok and value else _("A list of HTTP status codes.")
+    if kind == "bool":
+        return None if isinstance(value, bool) else _("True or false.")
+    if kind == "headers":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return None if ok else _("Header names with text values.")
+    if kind == "record_type":
+        return None if value in RECORD_TYPES else _("A DNS record type such as A or MX.")
+    if kind == "texts":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        return None if ok else _("A list of texts.")
+    if kind == "oid":
+        ok = isinstance(value, str) and OID_RE.match(value) is not None
+        return None if ok else _("A numeric OID such as 1.3.6.1.2.1.1.3.0.")
+    return None if isinstance(value, str) and 0 < len(value) <= 500 else _("A short text.")
+
+
+def _probe_errors(obj: CheckDefinition, device: Device | None) -> dict[str, str]:
+    """What is wrong with the agent metric or probe of a check or template."""
+    errors: dict[str, str] = {}
+    if obj.kind == CheckDefinition.Kind.AGENT:
+        if obj.probe or obj.params:
+            errors["probe"] = _("Only poller checks have a probe.")
+        if obj.metric not in AGENT_METRICS:
+            errors["metric"] = _("Not a metric agents report.")
+    elif not obj.probe:
+        errors["probe"] = _("Choose the probe the poller runs.")
+    else:
+        accepted = PROBE_PARAMS[obj.probe]
+        params = obj.params if isinstance(obj.params, dict) else None
+        if params is None:
+            return {"params": _("Probe parameters are names with values.")}
+        problems = [
+            f"{key}: " + _("not a parameter of this probe.")
+            for key in params
+            if key not in accepted
+        ]
+        problems += [
+            f"{key}: {problem}"
+            for key, value in params.items()
+            if key in accepted and (problem := _param_problem(accepted[key], value))
+        ]
+        problems += [
+            f"{key}: " + _("required.")
+            for key in PROBE_REQUIRED.get(obj.probe, ())
+            if key not in params
+        ]
+        target = PROBE_TARGET.get(obj.probe, "host")
+        addressless = device is not None and not (device.ip_address or device.hostname)
+        if target and target not in params and addressless:
+            problems.append(
+                f"{target}: " + _("required: the device has no IP address or host name to probe.")
+            )
+        if problems:
+            errors["params"] = " ".join(problems)
+        if obj.metric and not re.match(r"^[a-z0-9_.]{1,100}$", obj.metric):
+            errors["metric"] = _("Metric names are lower-case letters, digits, dots and _.")
+    if not isinstance(obj.labels, dict) or not all(
+        LABEL_RE.match(str(k)) and isinstance(v, str) and len(v) <= 200
+        for k, v in obj.labels.items()
+    ):
+        errors["labels"] = _("Labels are short names (a–z and _) with text values.")
+    return errors
+
+
+def _rule_errors(obj: CheckDefinition) -> dict[str, str]:
+    """Nonsense thresholds, in words that say which way they must go."""
+    higher = obj.direction == CheckDefinition.Direction.HIGHER_IS_WORSE
+    messages = {
+        "not_finite": _("Enter a finite number."),
+        "no_levels": _("Set a warning level, a critical level or both."),
+        "warning_beyond_critical": (
+            _("For a “higher is worse” metric the warning level must be below the critical level.")
+            if higher
+            else _(
+                "For a “lower is worse” metric the warning level must be above the critical level."
+            )
+        ),
+        "recovery_wrong_side": (
+            _("The recovery level must be below the warning (or critical) level.")
+            if higher
+            else _("The recovery level must be above the warning (or critical) level.")
+        ),
+        "negative_hysteresis": _("Hysteresis cannot be negative."),
+        "consecutive_too_small": _("At least one result."),
+    }
+    errors = {field: messages[code] for field, code in evaluation.problems(obj.rule).items()}
+    if obj.consecutive > CONSECUTIVE_MAX:
+        errors["consecutive"] = _("At most %(max)s results.") % {"max": CONSECUTIVE_MAX}
+    if not INTERVAL_MIN <= obj.interval <= INTERVAL_MAX:
+        errors["interval"] = _("Between 10 seconds and one day.")
+    elif not 1 <= obj.timeout <= min(TIMEOUT_MAX, obj.interval):
+        errors["timeout"] = _("Between 1 second and the interval (at most 60 seconds).")
+    if obj.retries > RETRIES_MAX:
+        errors["retries"] = _("At most %(max)s retries.") % {"max": RETRIES_MAX}
+    return errors
+
+
+def _check_definition(
+    obj: CheckDefinition, *, exclude: list[str], device: Device | None = None
+) -> None:
+    """Validates a check or template: field types first, then what the values mean together."""
+    if isinstance(obj.name, str):
+        obj.name = obj.name.strip()
+    if isinstance(obj.metric, str):
+        obj.metric = obj.metric.strip()
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from None
+    errors = _probe_errors(obj, device) | _rule_errors(obj)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _definition_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(DEFINITION_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a check")
+    return fields
+
+
+def _reset_run(check: Check) -> None:
+    check.candidate, check.candidate_count = "", 0
+
+
+@transaction.atomic
+def check_create(*, actor: User | None, device: Device, name: str, **fields: Any) -> Check:
+    """A check on one device, made by hand (template checks come from check_templates_apply)."""
+    check = Check(device=device, name=name, **_definition_fields(fields))
+    _check_definition(check, exclude=["device", "template"], device=device)
+    check.save()
+    audit.record_created(actor=actor, obj=check)
+    return check
+
+
+@transaction.atomic
+def check_update(*, actor: User | None, check: Check, **fields: Any) -> Check:
+    """Changes a check. On a template's check, a field set to something other than the
+    template's value becomes the device's own (overridden); set back to it, it follows the
+    template again."""
+    _definition_fields(fields)
+    before = audit.snapshot(check)
+    for field, value in fields.items():
+        setattr(check, field, value)
+    _check_definition(check, exclude=["device", "template"], device=check.device)
+    if check.template_id is not None:
+        overridden = set(check.overridden_fields)
+        for field in fields:
+            if getattr(check, field) == getattr(check.template, field):
+                overridden.discard(field)
+            else:
+                overridden.add(field)
+        check.overridden_fields = sorted(overridden)
+    if any(before.get(field) != audit.snapshot(check).get(field) for field in RULE_FIELDS):
+        _reset_run(check)
+    check.save()
+    audit.record_updated(actor=actor, obj=check, before=before)
+    return check
+
+
+@transaction.atomic
+def check_override_clear(
+    *, actor: User | None, check: Check, fields: list[str] | None = None
+) -> Check:
+    """Makes fields of a template's check (all overridden ones by default) follow the
+    template again."""
+    if check.template_id is None:
+        raise ConflictError(_("This check was not made from a template."))
+    names = check.overridden_fields if fields is None else fields
+    return check_update(
+        actor=actor, check=check, **{field: getattr(check.template, field) for field in names}
+    )
+
+
+@transaction.atomic
+def check_delete(*, actor: User | None, check: Check) -> None:
+    """Deletes a hand-made check and its history. A template's check would come back with the
+    template, so it is disabled instead (an override that sticks)."""
+    if check.template_id is not None:
+        raise ConflictError(
+            _("This check comes from the template “%(template)s”: disable it instead.")
+            % {"template": check.template.name},
+            field="template",
+        )
+    object_delete(actor=actor, obj=check)
+
+
+# Check templates ------------------------------------------------------------------------------
+
+TEMPLATE_SCOPE_FIELDS = ("customer", "site", "device_kind", "description")
+
+
+def _check_template(template: CheckTemplate) -> None:
+    if template.site_id is not None:
+        if template.customer_id is None:
+            template.customer_id = template.site.customer_id
+        elif template.site.customer_id != template.customer_id:
+            raise ValidationError({"site": _("The site belongs to another customer.")})
+    _check_definition(template, exclude=["customer", "site"])
+
+
+def _template_devices(template: CheckTemplate) -> QuerySet[Device]:
+    devices = Device.objects.all()
+    if template.customer_id is not None:
+        devices = devices.filter(customer_id=template.customer_id)
+    if template.site_id is not None:
+        devices = devices.filter(site_id=template.site_id)
+    if template.device_kind:
+        devices = devices.filter(kind=template.device_kind)
+    return devices
+
+
+def _template_check_sync(
+    *, actor: User | None, template: CheckTemplate, device: Device, check: Check | None
+) -> str | None:
+    """Gives the device the template's check, or brings it in step with the template (fields
+    the device overrides are kept). Returns "created", "updated" or None."""
+    if check is None:
+        check = Check(
+            device=device,
+            template=template,
+            **{field: getattr(template, field) for field in DEFINITION_FIELDS},
+        )
+        check.save()
+        audit.record_created(actor=actor, obj=check)
+        return "created"
+    before = audit.snapshot(check)
+    for field in DEFINITION_FIELDS:
+        if field not in check.overridden_fields:
+            setattr(check, field, getattr(template, field))
+    after = audit.snapshot(check)
+    if before == after:
+        return None
+    if any(before.get(field) != after.get(field) for field in RULE_FIELDS):
+        _reset_run(check)
+    check.save()
+    audit.record_updated(actor=actor, obj=check, before=before)
+    return "updated"
+
+
+def _template_sync(*, actor: User | None, template: CheckTemplate) -> dict[str, int]:
+    """Brings every device in the template's scope in step with it and removes its checks
+    from devices that left the scope."""
+    counts = {"created": 0, "updated": 0, "removed": 0}
+    existing = {check.device_id: check for check in template.checks.select_related("device")}
+    for device in _template_devices(template).select_for_update().order_by("pk"):
+        done = _template_check_sync(
+            actor=actor, template=template, device=device, check=existing.pop(device.pk, None)
+        )
+        if done:
+            counts[done] += 1
+    for check in existing.values():
+        object_delete(actor=actor, obj=check)
+        counts["removed"] += 1
+    return counts
+
+
+@transaction.atomic
+def check_template_create(
+    *, actor: User | None, name: str, customer: Customer | None = None, **fields: Any
+) -> CheckTemplate:
+    """A template (policy) whose check every device in its scope gets at once."""
+    scope = {key: fields.pop(key) for key in TEMPLATE_SCOPE_FIELDS if key in fields}
+    template = CheckTemplate(name=name, customer=customer, **scope, **_definition_fields(fields))
+    _check_template(template)
+    template.save()
+    audit.record_created(actor=actor, obj=template)
+    _template_sync(actor=actor, template=template)
+    return template
+
+
+@transaction.atomic
+def check_template_update(
+    *, actor: User | None, template: CheckTemplate, **fields: Any
+) -> CheckTemplate:
+    """Changes a template; its checks follow (except the fields a device overrides), devices
+    that enter its scope get the check and those that leave it lose it."""
+    scope = {key: fields.pop(key) for key in TEMPLATE_SCOPE_FIELDS if key in fields}
+    _definition_fields(fields)
+    before = audit.snapshot(template)
+    for field, value in (scope | fields).items():
+        setattr(template, field, value)
+    _check_template(template)
+    template.save()
+    audit.record_updated(actor=actor, obj=template, before=before)
+    _template_sync(actor=actor, template=template)
+    return template
+
+
+@transaction.atomic
+def check_template_delete(*, actor: User | None, template: CheckTemplate) -> None:
+    """Deletes a template and the checks it gave devices (as a removed policy would)."""
+    for check in template.checks.select_related("device"):
+        object_delete(actor=actor, obj=check)
+    object_delete(actor=actor, obj=template)
+
+
+@transaction.atomic
+def check_templates_apply(*, device: Device, actor: User | None = None) -> dict[str, int]:
+    """Gives a device the checks of every template whose scope matches it and removes those
+    of templates that no longer match (after a move to another site or kind). Idempotent:
+    applied again it changes nothing. Call it when a device is created or changes scope."""
+    Device.objects.select_for_update().filter(pk=device.pk).first()
+    counts = {"created": 0, "updated": 0, "removed": 0}
+    existing = {check.template_id: check for check in device.checks.filter(template__isnull=False)}
+    for template in CheckTemplate.objects.select_related("site").order_by("pk"):
+        check = existing.pop(template.pk, None)
+        if template.matches(device):
+            done = _template_check_sync(actor=actor, template=template, device=device, check=check)
+            if done:
+                counts[done] += 1
+        elif check is not None:
+            object_delete(actor=actor, obj=check)
+            counts["removed"] += 1
+    return counts
+
+
+# Maintenance windows --------------------------------------------------------------------------
+
+WINDOW_FIELDS = (
+    "name",
+    "reason",
+    "site",
+    "device",
+    "starts_at",
+    "ends_at",
+    "rrule",
+    "duration",
+    "time_zone",
+)
+WINDOW_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+WINDOW_DURATION_MAX = dt.timedelta(days=31)
+
+
+def _check_window(window: MaintenanceWindow) -> None:
+    errors: dict[str, str] = {}
+    window.name = (window.name or "").strip()
+    window.rrule = (window.rrule or "").strip().upper()
+    if window.rrule.startswith("RRULE:"):
+        window.rrule = window.rrule[6:]
+    if window.site_id and window.site.customer_id != window.customer_id:
+        errors["site"] = _("The site belongs to another customer.")
+    if window.device_id:
+        if window.device.customer_id != window.customer_id:
+            errors["device"] = _("The device belongs to another customer.")
+        elif window.site_id and window.device.site_id != window.site_id:
+            errors["device"] = _("The device is not at this site.")
+    try:
+        window.full_clean(exclude=["customer", "site", "device", "created_by"])
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict | errors) from None
+    if timezone.is_naive(window.starts_at) or (
+        window.ends_at is not None and timezone.is_naive(window.ends_at)
+    ):
+        errors["starts_at"] = _("Give the time with its time zone.")
+    elif not window.rrule:
+        if window.ends_at is None or window.ends_at <= window.starts_at:
+            errors["ends_at"] = _("The end must come after the start.")
+        if window.duration is not None:
+            errors["duration"] = _("Only a repeating window has a duration.")
+    else:
+        if window.ends_at is not None:
+            errors["ends_at"] = _("A repeating window ends with UNTIL or COUNT in its rule.")
+        if window.duration is None or not (
+            dt.timedelta(minutes=1) <= window.duration <= WINDOW_DURATION_MAX
+        ):
+            errors["duration"] = _("Between one minute and 31 days.")
+        errors.update(_rrule_errors(window))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _rrule_errors(window: MaintenanceWindow) -> dict[str, str]:
+    parts = dict(part.partition("=")[::2] for part in window.rrule.split(";") if part)
+    if "DTSTART" in window.rrule or "\n" in window.rrule:
+        return {"rrule": _("Only the RRULE part: the start is the window's start.")}
+    if parts.get("FREQ") not in WINDOW_FREQUENCIES:
+        return {"rrule": _("Repeat daily, weekly, monthly or yearly (FREQ=…).")}
+    try:
+        first = window.recurrence().after(
+            window.starts_at.astimezone(ZoneInfo(window.time_zone)), inc=True
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return {"rrule": _("Not a valid RRULE: %(error)s") % {"error": exc}}
+    if first is None:
+        return {"rrule": _("This rule never repeats after the start.")}
+    return {}
+
+
+@transaction.atomic
+def maintenance_window_create(
+    *, actor: User | None, customer: Customer, name: str, starts_at: dt.datetime, **fields: Any
+) -> MaintenanceWindow:
+    """A one-off (start and end) or repeating (RRULE and duration, in a time zone) window for
+    a customer, one of its sites or one device."""
+    unknown = set(fields) - set(WINDOW_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a maintenance window")
+    window = MaintenanceWindow(
+        customer=customer,
+        name=name,
+        starts_at=starts_at,
+        created_by=actor if actor is not None and actor.pk else None,
+        **fields,
+    )
+    _check_window(window)
+    window.save()
+    audit.record_created(actor=actor, obj=window)
+    return window
+
+
+@transaction.atomic
+def maintenance_window_update(
+    *, actor: User | None, window: MaintenanceWindow, **fields: Any
+) -> MaintenanceWindow:
+    unknown = set(fields) - set(WINDOW_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a maintenance window")
+    before = audit.snapshot(window)
+    for field, value in fields.items():
+        setattr(window, field, value)
+    _check_window(window)
+    window.save()
+    audit.record_updated(actor=actor, obj=window, before=before)
+    return window
+
+
+@transaction.atomic
+def maintenance_window_delete(*, actor: User | None, window: MaintenanceWindow) -> None:
+    """Deletes a window; state changes it marked keep their mark."""
+    object_delete(actor=actor, obj=window)
+
+
+# Results --------------------------------------------------------------------------------------
+
+STATE_CHANGED_EVENT = "check.state_changed"
+
+
+def _result_message(check: Check, value: float | None, status: str | None, message: str) -> str:
+    if message.strip():
+        return message.strip()[:500]
+    if value is not None:
+        return f"{check.metric or check.probe} = {value:g}"
+    return f"{check.metric or check.probe}: {status or 'no data'}"
+
+
+def check_result_record(
+    *,
+    check: Check,
+    value: float | None,
+    status: str | None = None,
+    message: str = "",
+    at: dt.datetime | None = None,
+) -> CheckStateChange | None:
+    """Feeds one result (a value, a probe status, or neither when there was no data) to the
+    check's state engine and stores what it decided, in one transaction.
+
+    A change of state is written as a CheckStateChange, marked in maintenance when a window
+    covers the device at that instant, and published as the domain event
+    `check.state_changed` (what alerting consumes). Returns the change, or None. Results of a
+    disabled check, and results older than the last one (out of order), change nothing.
+    Results are not audited: they are not changes anyone made, and the state history is
+    their record.
+    """
+    if status is not None and status not in set(evaluation.ProbeStatus):
+        raise ValidationError({"status": _("Not a probe status.")})
+    at = at or timezone.now()
+    if value is not None and not math.isfinite(value):
+        value = None
+    with transaction.atomic():
+        locked = Check.objects.select_for_update().select_related("device").get(pk=check.pk)
+        if not locked.enabled or (locked.last_checked_at and at < locked.last_checked_at):
+            return None
+        outcome = evaluation.evaluate(locked.rule, locked.memory, value, status)
+        text = _result_message(locked, value, status, message)
+        memory = outcome.memory
+        updates: dict[str, Any] = {
+            "state": memory.state.value,
+            "candidate": memory.candidate.value if memory.candidate else "",
+            "candidate_count": memory.count,
+            "last_value": value,
+            "last_message": text,
+            "last_checked_at": at,
+        }
+        change = None
+        if outcome.changed:
+            updates["state_since"] = at
+            window = selectors.maintenance_window_covering(device=locked.device, at=at)
+            change = CheckStateChange.objects.create(
+                check_obj=locked,
+                from_state=outcome.previous.value,
+                to_state=memory.state.value,
+                value=value,
+                at=at,
+                in_maintenance=window is not None,
+                maintenance_window=window,
+                message=text,
+            )
+            DomainEvent.objects.create(
+                name=STATE_CHANGED_EVENT,
+                object_type=Check._meta.label_lower,
+                object_id=str(locked.pk),
+                customer_id=locked.device.customer_id,
+                payload={
+                    "state_change_id": change.pk,
+                    "check_id": locked.pk,
+                    "check_name": locked.name,
+                    "device_id": locked.device_id,
+                    "template_id": locked.template_id,
+                    "metric": locked.metric,
+                    "probe": locked.probe,
+                    "from": change.from_state,
+                    "to": change.to_state,
+                    "value": value,
+                    "at": at.isoformat(),
+                    "in_maintenance": change.in_maintenance,
+                    "maintenance_window_id": window.pk if window else None,
+                    "message": text,
+                },
+            )
+        Check.objects.filter(pk=locked.pk).update(**updates)
+    for field, field_value in updates.items():
+        setattr(check, field, field_value)
+    return change
