@@ -1,0 +1,201 @@
+"""The agentless poller's scheduler: runs each target's probe every interval, a bounded number
+at a time, in one asyncio loop, and hands the outcomes to a store function in batches.
+
+Plain Python (no Django): the database work sits behind the `load_targets` and `store`
+functions given to it, which run in a worker thread so a slow commit never stalls the probes.
+`onestop poller` wires it to the checks (monitoring.services); bench/poller.py measures it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from onestop.monitoring.probes.base import ProbeResult, ProbeStatus
+
+log = logging.getLogger(__name__)
+
+# Outcomes kept while the store fails (the database is down): about ten minutes of 5,000
+# checks a minute. Beyond it the oldest go, counted, rather than the poller's memory.
+MAX_PENDING = 50_000
+
+
+@dataclass(frozen=True)
+class Target:
+    """One check as the poller runs it."""
+
+    check_id: int
+    probe: str
+    params: Mapping[str, Any]
+    interval: float
+    timeout: float
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: Target
+    result: ProbeResult
+    at: float  # unix time the probe started
+
+
+ProbeRunner = Callable[[Target], Awaitable[ProbeResult]]
+
+
+def shard_owns(check_id: int, *, shard: int, shards: int) -> bool:
+    """Whether shard `shard` of `shards` (0-based) polls this check: a stable hash, so every
+    poller replica agrees without talking to the others and a check stays on its shard."""
+    digest = hashlib.blake2b(str(check_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards == shard
+
+
+def _spread(check_id: int, interval: float) -> float:
+    # A stable offset inside the interval: a thousand checks loaded at once do not all run in
+    # the same second, and a restart keeps each check's rhythm.
+    digest = hashlib.blake2b(b"spread" + str(check_id).encode(), digest_size=4).digest()
+    return interval * int.from_bytes(digest, "big") / 2**32
+
+
+@dataclass
+class PollerStats:
+    runs: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    late: int = 0  # started more than a whole interval after it was due
+    overlapping: int = 0  # due while its previous run was still going: skipped
+    store_failures: int = 0
+    dropped: int = 0  # outcomes given up while the store kept failing
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def p95_ms(self) -> float:
+        values = sorted(self.latencies_ms)
+        return values[int(0.95 * (len(values) - 1))] if values else 0.0
+
+
+class Poller:
+    """Schedules targets and runs their probes; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        run_probe: ProbeRunner,
+        load_targets: Callable[[], list[Target]],
+        store: Callable[[list[Outcome]], None],
+        concurrency: int = 256,
+        reload_every: float = 30.0,
+        flush_every: float = 1.0,
+    ) -> None:
+        self._run_probe = run_probe
+        self._load_targets = load_targets
+        self._store = store
+        self._slots = asyncio.Semaphore(concurrency)
+        self._reload_every = reload_every
+        self._flush_every = flush_every
+        self._targets: dict[int, Target] = {}
+        self._due: list[tuple[float, int]] = []  # heap of (loop time due, check id)
+        self._running: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._pending: list[Outcome] = []
+        self._flushing: asyncio.Task | None = None
+        self.stats = PollerStats()
+
+    def targets_set(self, targets: list[Target]) -> None:
+        """Replaces the targets: new ones are scheduled at their spread offset, removed ones
+        stop after a run in progress, changed ones take their new settings at their next run."""
+        now = asyncio.get_running_loop().time()
+        fresh = {target.check_id: target for target in targets}
+        for check_id, target in fresh.items():
+            if check_id not in self._targets:
+                heapq.heappush(self._due, (now + _spread(check_id, target.interval), check_id))
+        self._targets = fresh
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Polls until `stop` is set, then waits for the probes running and stores their
+        outcomes."""
+        self.targets_set(await asyncio.to_thread(self._load_targets))
+        loop = asyncio.get_running_loop()
+        next_reload = loop.time() + self._reload_every
+        next_flush = loop.time() + self._flush_every
+        while not stop.is_set():
+            await self._start_due(loop.time())
+            now = loop.time()
+            if now >= next_flush and (self._flushing is None or self._flushing.done()):
+                # In a task of its own: probes keep starting while a batch commits.
+                self._flushing = asyncio.create_task(self._flush())
+                next_flush = now + self._flush_every
+            if now >= next_reload:
+                try:
+                    self.targets_set(await asyncio.to_thread(self._load_targets))
+                except Exception:
+                    log.exception("loading the poller's targets failed; keeping the old ones")
+                next_reload = now + self._reload_every
+            wake = min(next_flush, next_reload, self._due[0][0] if self._due else next_flush)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, wake - loop.time()))
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        if self._flushing is not None:
+            await self._flushing
+        await self._flush()
+
+    async def _start_due(self, now: float) -> None:
+        while self._due and self._due[0][0] <= now:
+            due, check_id = heapq.heappop(self._due)
+            target = self._targets.get(check_id)
+            if target is None:
+                continue  # removed since it was scheduled
+            upcoming = due + target.interval
+            if upcoming <= now:
+                self.stats.late += 1
+                upcoming = now + target.interval
+            heapq.heappush(self._due, (upcoming, check_id))
+            if check_id in self._running:
+                self.stats.overlapping += 1
+                continue
+            await self._slots.acquire()  # all slots busy: the schedule waits, counted as late
+            self._running.add(check_id)
+            task = asyncio.create_task(self._probe(target))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, target: Target) -> None:
+        at = time.time()
+        started = time.perf_counter()
+        try:
+            result = await self._run_probe(target)
+        except Exception as exc:
+            # A bug in one probe must not stop the others; the check shows why it is UNKNOWN.
+            log.exception("probe %s of check %s failed", target.probe, target.check_id)
+            elapsed = (time.perf_counter() - started) * 1000
+            result = ProbeResult(ProbeStatus.UNKNOWN, {}, f"probe error: {exc!r}"[:500], elapsed)
+        finally:
+            self._slots.release()
+            self._running.discard(target.check_id)
+        self.stats.runs += 1
+        self.stats.by_status[result.status] += 1
+        self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+        self._pending.append(Outcome(target, result, at))
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await asyncio.to_thread(self._store, batch)
+        except Exception:
+            # Kept for the next flush (the database may be restarting), the oldest given up
+            # beyond MAX_PENDING.
+            self.stats.store_failures += 1
+            log.exception("storing %d poller outcomes failed; retrying", len(batch))
+            self._pending = batch + self._pending
+            excess = len(self._pending) - MAX_PENDING
+            if excess > 0:
+                del self._pending[:excess]
+                self.stats.dropped += excess
