@@ -7,13 +7,16 @@ import datetime as dt
 import hashlib
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from dateutil import rrule as dateutil_rrule
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from onestop.assets.models import Device
-from onestop.core.models import Site, User
+from onestop.core.models import TIME_ZONE_CHOICES, Customer, Site, User
+from onestop.monitoring import evaluation
 
 DEFAULT_INTERVAL = 60
 DEFAULT_INVENTORY_INTERVAL = 6 * 3600
@@ -149,3 +152,368 @@ class AgentReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}/{self.report_id}"
+
+
+# Checks -------------------------------------------------------------------------------------------
+
+
+class CheckState(models.TextChoices):
+    """The states of a check (the values of monitoring.evaluation.State)."""
+
+    OK = evaluation.State.OK.value, _("OK")
+    WARNING = evaluation.State.WARNING.value, _("Warning")
+    CRITICAL = evaluation.State.CRITICAL.value, _("Critical")
+    UNKNOWN = evaluation.State.UNKNOWN.value, _("Unknown")
+
+
+class CheckDefinition(models.Model):
+    """What a check watches and how it judges: shared by a device's check and a template."""
+
+    class Kind(models.TextChoices):
+        AGENT = "agent", _("Agent metric")
+        POLLER = "poller", _("Poller probe")
+
+    class Probe(models.TextChoices):
+        PING = "ping", _("Ping")
+        TCP = "tcp", _("TCP port")
+        HTTP = "http", _("HTTP(S)")
+        DNS = "dns", _("DNS")
+        SNMP_UPTIME = "snmp_uptime", _("SNMP uptime")
+        SNMP_INTERFACES = "snmp_interfaces", _("SNMP interfaces")
+        SNMP_CPU_MEMORY = "snmp_cpu_memory", _("SNMP CPU and memory")
+        SNMP_OID = "snmp_oid", _("SNMP OID")
+
+    class Direction(models.TextChoices):
+        HIGHER_IS_WORSE = evaluation.Direction.HIGHER_IS_WORSE.value, _("Higher is worse")
+        LOWER_IS_WORSE = evaluation.Direction.LOWER_IS_WORSE.value, _("Lower is worse")
+
+    class Mode(models.TextChoices):
+        THRESHOLD = evaluation.Mode.THRESHOLD.value, _("Thresholds (no data is unknown)")
+        AVAILABILITY = evaluation.Mode.AVAILABILITY.value, _("Availability (no answer is critical)")
+
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.AGENT)
+    metric = models.CharField(_("metric"), max_length=100, blank=True)
+    # Labels that pick one series of the metric, e.g. {"mount": "/"} for disk.used_percent.
+    labels = models.JSONField(_("labels"), default=dict, blank=True)
+    probe = models.CharField(_("probe"), max_length=16, choices=Probe.choices, blank=True)
+    # What the probe needs: host, port, url, expected text or status, record, OID …
+    params = models.JSONField(_("probe parameters"), default=dict, blank=True)
+    interval = models.PositiveIntegerField(_("interval (s)"), default=60)
+    timeout = models.PositiveIntegerField(_("timeout (s)"), default=5)
+    retries = models.PositiveSmallIntegerField(_("retries"), default=1)
+    mode = models.CharField(
+        _("evaluation"), max_length=12, choices=Mode.choices, default=Mode.THRESHOLD
+    )
+    direction = models.CharField(
+        _("direction"), max_length=8, choices=Direction.choices, default=Direction.HIGHER_IS_WORSE
+    )
+    warning = models.FloatField(_("warning level"), null=True, blank=True)
+    critical = models.FloatField(_("critical level"), null=True, blank=True)
+    recovery = models.FloatField(_("recovery level"), null=True, blank=True)
+    hysteresis = models.FloatField(_("hysteresis"), default=0)
+    consecutive = models.PositiveSmallIntegerField(_("consecutive results"), default=1)
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def rule(self) -> evaluation.Rule:
+        return evaluation.Rule(
+            direction=evaluation.Direction(self.direction),
+            warning=self.warning,
+            critical=self.critical,
+            recovery=self.recovery,
+            hysteresis=self.hysteresis or 0.0,
+            consecutive=self.consecutive,
+            mode=evaluation.Mode(self.mode),
+        )
+
+
+# The fields a template hands down to its checks (and a device's check may override).
+DEFINITION_FIELDS = (
+    "name",
+    "kind",
+    "metric",
+    "labels",
+    "probe",
+    "params",
+    "interval",
+    "timeout",
+    "retries",
+    "mode",
+    "direction",
+    "warning",
+    "critical",
+    "recovery",
+    "hysteresis",
+    "consecutive",
+    "enabled",
+)
+
+
+class CheckTemplate(CheckDefinition):
+    """A policy: a check every device in its scope gets (customer, site and device kind, each
+    empty for "any"), kept in step with the template unless a device overrides a field."""
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="check_templates",
+    )
+    site = models.ForeignKey(
+        Site,
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="check_templates",
+    )
+    device_kind = models.CharField(
+        _("device kind"), max_length=16, choices=Device.Kind.choices, blank=True
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    scope_customer_field = "customer_id"
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("check template")
+        verbose_name_plural = _("check templates")
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Staff see the provider-wide templates and those of their customers; customers
+        none (templates are the provider's configuration)."""
+        if not user.is_provider_staff:
+            return models.Q(pk__in=())
+        if customer_ids is None:
+            return None
+        return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+
+    def matches(self, device: Device) -> bool:
+        """Whether the device is in this template's scope."""
+        return (
+            (self.customer_id is None or self.customer_id == device.customer_id)
+            and (self.site_id is None or self.site_id == device.site_id)
+            and (not self.device_kind or self.device_kind == device.kind)
+        )
+
+
+class Check(CheckDefinition):
+    """One metric or probe of one device, judged against thresholds into a state, with the
+    running memory of the state engine (monitoring.evaluation)."""
+
+    device = models.ForeignKey(
+        Device, verbose_name=_("device"), on_delete=models.CASCADE, related_name="checks"
+    )
+    template = models.ForeignKey(
+        CheckTemplate,
+        verbose_name=_("template"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="checks",
+    )
+    # Definition fields this device sets itself; a template change leaves them alone.
+    overridden_fields = models.JSONField(_("overridden fields"), default=list, blank=True)
+    state = models.CharField(
+        _("state"), max_length=8, choices=CheckState.choices, default=CheckState.UNKNOWN
+    )
+    state_since = models.DateTimeField(_("state since"), default=timezone.now)
+    candidate = models.CharField(max_length=8, choices=CheckState.choices, blank=True)
+    candidate_count = models.PositiveSmallIntegerField(default=0)
+    last_value = models.FloatField(_("last value"), null=True, blank=True)
+    last_message = models.CharField(_("last message"), max_length=500, blank=True)
+    last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    scope_customer_field = "device__customer_id"
+    # Results change these all the time; their story is told by CheckStateChange.
+    audit_exclude = (
+        "state",
+        "state_since",
+        "candidate",
+        "candidate_count",
+        "last_value",
+        "last_message",
+        "last_checked_at",
+    )
+
+    class Meta:
+        ordering = ["device_id", "name", "id"]
+        verbose_name = _("check")
+        verbose_name_plural = _("checks")
+        constraints = [
+            # One check per template and device: applying templates again creates nothing.
+            models.UniqueConstraint(
+                fields=["device", "template"],
+                condition=models.Q(template__isnull=False),
+                name="check_once_per_template",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "enabled"], name="check_state")]
+
+    @property
+    def customer_id(self) -> int:
+        return self.device.customer_id
+
+    @property
+    def overridden(self) -> bool:
+        return bool(self.overridden_fields)
+
+    @property
+    def memory(self) -> evaluation.Memory:
+        return evaluation.Memory(
+            state=evaluation.State(self.state),
+            candidate=evaluation.State(self.candidate) if self.candidate else None,
+            count=self.candidate_count,
+        )
+
+
+class CheckStateChange(models.Model):
+    """One change of a check's state: its history, and what alerting consumes (each row is
+    also published as the domain event `check.state_changed` in the same transaction)."""
+
+    check_obj = models.ForeignKey(
+        Check,
+        verbose_name=_("check"),
+        on_delete=models.CASCADE,
+        related_name="state_changes",
+        db_column="check_id",
+    )
+    from_state = models.CharField(_("from"), max_length=8, choices=CheckState.choices)
+    to_state = models.CharField(_("to"), max_length=8, choices=CheckState.choices)
+    value = models.FloatField(_("value"), null=True, blank=True)
+    at = models.DateTimeField(_("time"))
+    in_maintenance = models.BooleanField(_("in maintenance"), default=False)
+    maintenance_window = models.ForeignKey(
+        "MaintenanceWindow",
+        verbose_name=_("maintenance window"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    message = models.CharField(_("message"), max_length=500, blank=True)
+
+    scope_customer_field = "check_obj__device__customer_id"
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("check state change")
+        verbose_name_plural = _("check state changes")
+        indexes = [models.Index(fields=["check_obj", "-at"], name="check_change_check")]
+
+    def __str__(self) -> str:
+        return f"{self.check_obj_id}: {self.from_state} → {self.to_state}"
+
+
+# Maintenance windows ------------------------------------------------------------------------------
+
+
+class MaintenanceWindow(models.Model):
+    """A time when a customer's devices (or one site, or one device) are worked on: checks keep
+    recording, but their state changes are marked as in maintenance.
+
+    One-off: `starts_at` to `ends_at`. Recurring: an RFC 5545 RRULE (e.g. FREQ=WEEKLY;BYDAY=SU)
+    whose first occurrence starts at `starts_at`, read as wall-clock time in `time_zone`, each
+    occurrence lasting `duration_minutes`.
+    """
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="maintenance_windows",
+    )
+    site = models.ForeignKey(
+        Site,
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="maintenance_windows",
+    )
+    device = models.ForeignKey(
+        Device,
+        verbose_name=_("device"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="maintenance_windows",
+    )
+    name = models.CharField(_("name"), max_length=200)
+    reason = models.TextField(_("reason"), blank=True)
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
+    rrule = models.CharField(_("repeats (RRULE)"), max_length=500, blank=True)
+    duration_minutes = models.PositiveIntegerField(_("duration (minutes)"), null=True, blank=True)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, choices=TIME_ZONE_CHOICES, default="Asia/Shanghai"
+    )
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    scope_customer_field = "customer_id"
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        verbose_name = _("maintenance window")
+        verbose_name_plural = _("maintenance windows")
+        indexes = [models.Index(fields=["customer", "starts_at"], name="maintenance_customer")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_recurring(self) -> bool:
+        return bool(self.rrule)
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        """How long each occurrence of a repeating window lasts."""
+        if self.duration_minutes is None:
+            return None
+        return dt.timedelta(minutes=self.duration_minutes)
+
+    def recurrence(self) -> dateutil_rrule.rrule:
+        """The RRULE with its first start in the window's zone, so occurrences keep their
+        wall-clock time across DST changes."""
+        dtstart = self.starts_at.astimezone(ZoneInfo(self.time_zone))
+        text = self.rrule.strip()
+        if text.upper().startswith("RRULE:"):
+            text = text[6:]
+        return dateutil_rrule.rrulestr(text, dtstart=dtstart)
+
+    def occurrence_at(self, at: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+        """The (start, end) of the occurrence that covers the instant, or None."""
+        if not self.is_recurring:
+            if self.ends_at is not None and self.starts_at <= at < self.ends_at:
+                return self.starts_at, self.ends_at
+            return None
+        if self.duration is None or at < self.starts_at:
+            return None
+        local = at.astimezone(ZoneInfo(self.time_zone))
+        # Only occurrences that started within one duration before the instant can cover it.
+        for start in self.recurrence().between(local - self.duration, local, inc=True):
+            end = start + self.duration
+            if start <= at < end:
+                return start, end
+        return None
+
+    def covers(self, at: dt.datetime) -> bool:
+        return self.occurrence_at(at) is not None

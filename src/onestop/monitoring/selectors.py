@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from onestop.assets.models import Device
 from onestop.core.models import User
 from onestop.core.scoping import restrict
 from onestop.core.selectors import get_visible
-from onestop.monitoring.models import Agent, EnrollmentToken
+from onestop.monitoring.models import (
+    Agent,
+    Check,
+    CheckState,
+    CheckStateChange,
+    CheckTemplate,
+    EnrollmentToken,
+    MaintenanceWindow,
+)
 
 
 def enrollment_token_list(*, user: User, site_id: int | None = None) -> QuerySet[EnrollmentToken]:
@@ -31,3 +40,96 @@ def agent_for(*, user: User, device: Device) -> Agent | None:
 def agents_by_device(*, device_ids: list[int]) -> dict[int, Agent]:
     """The agents of the devices listed (one query), for status columns."""
     return {agent.device_id: agent for agent in Agent.objects.filter(device_id__in=device_ids)}
+
+
+# Checks and maintenance -----------------------------------------------------------------------
+
+# Worst first in problem lists.
+_SEVERITY_ORDER = Case(
+    When(state=CheckState.CRITICAL, then=Value(0)),
+    When(state=CheckState.WARNING, then=Value(1)),
+    When(state=CheckState.UNKNOWN, then=Value(2)),
+    default=Value(3),
+    output_field=IntegerField(),
+)
+
+
+def check_list(*, user: User, device: Device | None = None) -> QuerySet[Check]:
+    qs = restrict(Check.objects.select_related("device", "template"), user)
+    if device is not None:
+        qs = qs.filter(device=device)
+    return qs
+
+
+def check_get(*, user: User, pk: Any) -> Check:
+    return get_visible(Check.objects.select_related("device", "template"), user, pk)
+
+
+def problems_list(*, user: User) -> QuerySet[Check]:
+    """The enabled checks that are not OK, worst and oldest first, among what the user may see.
+
+    A check that has never had a result (UNKNOWN since it was created) is pending, not a
+    problem, so a new template does not flood the list.
+    """
+    qs = Check.objects.filter(enabled=True, last_checked_at__isnull=False).exclude(
+        state=CheckState.OK
+    )
+    return (
+        restrict(qs.select_related("device__customer", "device__site"), user)
+        .annotate(severity_rank=_SEVERITY_ORDER)
+        .order_by("severity_rank", "state_since", "id")
+    )
+
+
+def check_history(*, check: Check) -> QuerySet[CheckStateChange]:
+    """The check's state changes, newest first (the caller has already scoped the check)."""
+    return CheckStateChange.objects.filter(check_obj=check).select_related("maintenance_window")
+
+
+def check_state_changes_since(*, after_id: int, limit: int = 1000) -> list[CheckStateChange]:
+    """State changes after a consumer's cursor, oldest first, for in-process consumers that
+    do not read the domain event table (each change is also the event `check.state_changed`)."""
+    return list(
+        CheckStateChange.objects.filter(pk__gt=after_id)
+        .select_related("check_obj__device")
+        .order_by("id")[:limit]
+    )
+
+
+def check_template_list(*, user: User) -> QuerySet[CheckTemplate]:
+    return restrict(CheckTemplate.objects.select_related("customer", "site"), user)
+
+
+def check_template_get(*, user: User, pk: Any) -> CheckTemplate:
+    return get_visible(CheckTemplate.objects.select_related("customer", "site"), user, pk)
+
+
+def maintenance_window_list(*, user: User) -> QuerySet[MaintenanceWindow]:
+    return restrict(MaintenanceWindow.objects.select_related("customer", "site", "device"), user)
+
+
+def maintenance_window_get(*, user: User, pk: Any) -> MaintenanceWindow:
+    return get_visible(
+        MaintenanceWindow.objects.select_related("customer", "site", "device"), user, pk
+    )
+
+
+def maintenance_window_covering(*, device: Device, at: dt.datetime) -> MaintenanceWindow | None:
+    """A window that covers the device at that instant (its own, its site's or its
+    customer's), or None. One-off windows are filtered in the database, recurring ones by
+    their rule."""
+    applies = Q(device=device) | Q(device__isnull=True, site__isnull=True)
+    if device.site_id:
+        applies |= Q(device__isnull=True, site_id=device.site_id)
+    candidates = MaintenanceWindow.objects.filter(
+        applies, customer_id=device.customer_id, starts_at__lte=at
+    ).filter(Q(rrule="", ends_at__gt=at) | ~Q(rrule=""))
+    for window in candidates.order_by("starts_at", "id"):
+        if window.covers(at):
+            return window
+    return None
+
+
+def device_in_maintenance(*, device: Device, at: dt.datetime) -> bool:
+    """Whether a maintenance window covers the device at that instant."""
+    return maintenance_window_covering(device=device, at=at) is not None

@@ -547,7 +547,8 @@ def check_update(*, actor: User | None, check: Check, **fields: Any) -> Check:
             else:
                 overridden.add(field)
         check.overridden_fields = sorted(overridden)
-    if any(before.get(field) != audit.snapshot(check).get(field) for field in RULE_FIELDS):
+    after = audit.snapshot(check)
+    if any(before.get(field) != after.get(field) for field in RULE_FIELDS):
         _reset_run(check)
     check.save()
     audit.record_updated(actor=actor, obj=check, before=before)
@@ -699,7 +700,7 @@ def check_templates_apply(*, device: Device, actor: User | None = None) -> dict[
     Device.objects.select_for_update().filter(pk=device.pk).first()
     counts = {"created": 0, "updated": 0, "removed": 0}
     existing = {check.template_id: check for check in device.checks.filter(template__isnull=False)}
-    for template in CheckTemplate.objects.select_related("site").order_by("pk"):
+    for template in CheckTemplate.objects.order_by("pk"):
         check = existing.pop(template.pk, None)
         if template.matches(device):
             done = _template_check_sync(actor=actor, template=template, device=device, check=check)
@@ -721,11 +722,11 @@ WINDOW_FIELDS = (
     "starts_at",
     "ends_at",
     "rrule",
-    "duration",
+    "duration_minutes",
     "time_zone",
 )
 WINDOW_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
-WINDOW_DURATION_MAX = dt.timedelta(days=31)
+WINDOW_MINUTES_MAX = 31 * 24 * 60
 
 
 def _check_window(window: MaintenanceWindow) -> None:
@@ -752,15 +753,15 @@ def _check_window(window: MaintenanceWindow) -> None:
     elif not window.rrule:
         if window.ends_at is None or window.ends_at <= window.starts_at:
             errors["ends_at"] = _("The end must come after the start.")
-        if window.duration is not None:
-            errors["duration"] = _("Only a repeating window has a duration.")
+        if window.duration_minutes is not None:
+            errors["duration_minutes"] = _("Only a repeating window has a duration.")
     else:
         if window.ends_at is not None:
             errors["ends_at"] = _("A repeating window ends with UNTIL or COUNT in its rule.")
-        if window.duration is None or not (
-            dt.timedelta(minutes=1) <= window.duration <= WINDOW_DURATION_MAX
+        if window.duration_minutes is None or not (
+            1 <= window.duration_minutes <= WINDOW_MINUTES_MAX
         ):
-            errors["duration"] = _("Between one minute and 31 days.")
+            errors["duration_minutes"] = _("Between one minute and 31 days.")
         errors.update(_rrule_errors(window))
     if errors:
         raise ValidationError(errors)
@@ -787,8 +788,8 @@ def _rrule_errors(window: MaintenanceWindow) -> dict[str, str]:
 def maintenance_window_create(
     *, actor: User | None, customer: Customer, name: str, starts_at: dt.datetime, **fields: Any
 ) -> MaintenanceWindow:
-    """A one-off (start and end) or repeating (RRULE and duration, in a time zone) window for
-    a customer, one of its sites or one device."""
+    """A one-off (start and end) or repeating (RRULE and duration in minutes, in a time zone)
+    window for a customer, one of its sites or one device."""
     unknown = set(fields) - set(WINDOW_FIELDS)
     if unknown:
         raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a maintenance window")
