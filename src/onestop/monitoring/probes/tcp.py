@@ -1,0 +1,112 @@
+"""TCP port check: connect time, optionally a request sent and an expected banner read back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .base import ProbeResult, ProbeStatus
+
+MAX_READ = 64 * 1024  # enough for any banner; a chatty service must not fill memory
+
+
+async def probe_tcp(
+    *,
+    host: str,
+    port: int,
+    timeout: float,
+    send: bytes | None = None,
+    expect: bytes | str | None = None,
+    retries: int = 0,
+) -> ProbeResult:
+    """Connect to host:port; with `expect`, read until it appears (after writing `send`).
+
+    `timeout` bounds each attempt (connect and banner together); only "nothing answered"
+    (refused, timeout, unreachable) is retried, a wrong banner is an answer and is not.
+    Readings: tcp.connect_ms, and with send/expect tcp.response_ms and tcp.expect_match (1/0).
+    """
+    started = time.perf_counter()
+    result = None
+    for _ in range(max(0, retries) + 1):
+        result = await _attempt(host, port, timeout, send, expect)
+        if result.status is not ProbeStatus.UNREACHABLE:
+            break
+    assert result is not None
+    return ProbeResult(
+        result.status, result.readings, result.message, (time.perf_counter() - started) * 1000
+    )
+
+
+async def _attempt(
+    host: str, port: int, timeout: float, send: bytes | None, expect: bytes | str | None
+) -> ProbeResult:
+    started = time.perf_counter()
+    readings: dict[str, float] = {}
+    writer = None
+    seen = bytearray()  # outlives a timeout, so the message can show what did arrive
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            connected = time.perf_counter()
+            readings["tcp.connect_ms"] = round((connected - started) * 1000, 3)
+            if send is None and expect is None:
+                return _done(ProbeStatus.OK, readings, f"connected to {host}:{port}", started)
+            if send:
+                writer.write(send)
+                await writer.drain()
+            wanted = expect.encode() if isinstance(expect, str) else expect
+            if wanted is not None:
+                await _read_until(reader, wanted, seen)
+            readings["tcp.response_ms"] = round((time.perf_counter() - connected) * 1000, 3)
+    except TimeoutError:
+        if "tcp.connect_ms" in readings:
+            # Connected, so the port is up; it just did not say what we expected in time.
+            readings["tcp.expect_match"] = 0.0
+            return _done(
+                ProbeStatus.FAILED,
+                readings,
+                f"no expected answer within {timeout:g} s, got {bytes(seen[:80])!r}",
+                started,
+            )
+        return _done(
+            ProbeStatus.UNREACHABLE, readings, f"connect timed out after {timeout:g} s", started
+        )
+    except OSError as exc:  # refused, unreachable, reset, name lookup (socket.gaierror)
+        status = ProbeStatus.FAILED if "tcp.connect_ms" in readings else ProbeStatus.UNREACHABLE
+        return _done(status, readings, _describe(exc), started)
+    finally:
+        if writer is not None:
+            # Not awaited: the close finishes in the background, outside the timeout. A peer
+            # that never reads would hold unsent data (and the socket) forever: drop it.
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()
+            else:
+                writer.close()
+    if wanted is None:
+        return _done(ProbeStatus.OK, readings, f"sent {len(send or b'')} bytes", started)
+    if wanted in seen:
+        readings["tcp.expect_match"] = 1.0
+        return _done(ProbeStatus.OK, readings, f"expected answer from {host}:{port}", started)
+    readings["tcp.expect_match"] = 0.0
+    return _done(ProbeStatus.FAILED, readings, f"unexpected answer: {bytes(seen[:80])!r}", started)
+
+
+async def _read_until(reader: asyncio.StreamReader, wanted: bytes, seen: bytearray) -> None:
+    """Read into `seen` until `wanted` shows up, the peer closes, or MAX_READ bytes."""
+    while len(seen) < MAX_READ and wanted not in seen:
+        chunk = await reader.read(MAX_READ - len(seen))
+        if not chunk:
+            break
+        seen += chunk
+
+
+def _describe(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _done(
+    status: ProbeStatus, readings: dict[str, float], message: str, started: float
+) -> ProbeResult:
+    return ProbeResult(status, readings, message, (time.perf_counter() - started) * 1000)
