@@ -166,6 +166,89 @@ class CheckState(models.TextChoices):
     UNKNOWN = evaluation.State.UNKNOWN.value, _("Unknown")
 
 
+class SnmpCredential(models.Model):
+    """How the poller talks SNMP to a customer's devices (or, without a customer, to any
+    device): v2c with a community, or v3 with a user and its keys.
+
+    The community and the keys are stored encrypted and never shown again after saving.
+    """
+
+    class Version(models.TextChoices):
+        V2C = "2c", "SNMP v2c"
+        V3 = "3", "SNMP v3"
+
+    class Auth(models.TextChoices):
+        NONE = "", _("None")
+        MD5 = "MD5", "MD5"
+        SHA = "SHA", "SHA-1"
+        SHA224 = "SHA224", "SHA-224"
+        SHA256 = "SHA256", "SHA-256"
+        SHA384 = "SHA384", "SHA-384"
+        SHA512 = "SHA512", "SHA-512"
+
+    class Privacy(models.TextChoices):
+        NONE = "", _("None")
+        DES = "DES", "DES"
+        TRIPLE_DES = "3DES", "3DES"
+        AES128 = "AES128", "AES-128"
+        AES192 = "AES192", "AES-192"
+        AES256 = "AES256", "AES-256"
+        AES192C = "AES192C", "AES-192 (Cisco)"
+        AES256C = "AES256C", "AES-256 (Cisco)"
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="snmp_credentials",
+        help_text=_("Leave empty to use it for any customer's devices."),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    version = models.CharField(
+        _("version"), max_length=2, choices=Version.choices, default=Version.V2C
+    )
+    community_encrypted = models.TextField(blank=True)
+    user = models.CharField(_("v3 user"), max_length=100, blank=True)
+    auth_protocol = models.CharField(
+        _("v3 authentication"), max_length=8, choices=Auth.choices, blank=True
+    )
+    auth_key_encrypted = models.TextField(blank=True)
+    priv_protocol = models.CharField(
+        _("v3 privacy"), max_length=8, choices=Privacy.choices, blank=True
+    )
+    priv_key_encrypted = models.TextField(blank=True)
+    context = models.CharField(_("v3 context"), max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    scope_customer_field = "customer_id"
+    audit_secret = ("community_encrypted", "auth_key_encrypted", "priv_key_encrypted")
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("SNMP credentials")
+        verbose_name_plural = _("SNMP credentials")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
+        """Staff see the provider-wide credentials and those of their customers; customers
+        none (they are the provider's means of access)."""
+        if not user.is_provider_staff:
+            return models.Q(pk__in=())
+        if customer_ids is None:
+            return None
+        return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+
+    def usable(self, device: Device) -> bool:
+        """Whether a check of this device may use these credentials."""
+        return self.customer_id is None or self.customer_id == device.customer_id
+
+
 class CheckDefinition(models.Model):
     """What a check watches and how it judges: shared by a device's check and a template."""
 
@@ -214,6 +297,14 @@ class CheckDefinition(models.Model):
     hysteresis = models.FloatField(_("hysteresis"), default=0)
     consecutive = models.PositiveSmallIntegerField(_("consecutive results"), default=1)
     enabled = models.BooleanField(_("enabled"), default=True)
+    snmp_credential = models.ForeignKey(
+        SnmpCredential,
+        verbose_name=_("SNMP credentials"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         abstract = True
@@ -253,6 +344,7 @@ DEFINITION_FIELDS = (
     "hysteresis",
     "consecutive",
     "enabled",
+    "snmp_credential",
 )
 
 

@@ -19,6 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
+from onestop.monitoring.probes import dns, http, icmp, tcp
 from onestop.monitoring.probes.base import ProbeResult, ProbeStatus
 
 log = logging.getLogger(__name__)
@@ -199,3 +202,58 @@ class Poller:
             if excess > 0:
                 del self._pending[:excess]
                 self.stats.dropped += excess
+
+
+class ProbeDispatcher:
+    """Runs a target's probe with its parameters: one shared HTTP client per poller (made in
+    the poller's loop), each probe's own arguments taken from the check's `params`."""
+
+    def __init__(self) -> None:
+        self._http: httpx.AsyncClient | None = None
+
+    async def __call__(self, target: Target) -> ProbeResult:
+        params, timeout = target.params, target.timeout
+        match target.probe:
+            case "ping":
+                return await icmp.probe_ping(
+                    host=params["host"], timeout=timeout, count=int(params.get("count", 3))
+                )
+            case "tcp":
+                return await tcp.probe_tcp(
+                    host=params["host"],
+                    port=int(params["port"]),
+                    timeout=timeout,
+                    send=params["send"].encode() if params.get("send") else None,
+                    expect=params.get("expect") or None,
+                    retries=target.retries,
+                )
+            case "http":
+                if self._http is None:
+                    self._http = http.make_client()
+                return await http.probe_http(
+                    url=params["url"],
+                    timeout=timeout,
+                    client=self._http,
+                    method=params.get("method", "GET"),
+                    expected_status=params.get("expected_status") or None,
+                    body_match=params.get("body_match") or None,
+                    body_regex=bool(params.get("body_regex")),
+                    verify_tls=bool(params.get("verify_tls", True)),
+                    check_cert=bool(params.get("check_cert", True)),
+                    retries=target.retries,
+                )
+            case "dns":
+                return await dns.probe_dns(
+                    server=params["server"],
+                    port=int(params.get("port", 53)),
+                    name=params["name"],
+                    record_type=params.get("record_type", "A"),
+                    expected=params.get("expected") or None,
+                    timeout=timeout,
+                    retries=target.retries,
+                )
+        return ProbeResult(ProbeStatus.UNKNOWN, {}, f"no such probe: {target.probe}", 0.0)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()

@@ -6,6 +6,7 @@ transaction that stored it committed (the API returns after these services retur
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from onestop.assets import services as asset_services
 from onestop.assets.models import Device
-from onestop.core import audit
+from onestop.core import audit, crypto
 from onestop.core.errors import ConflictError
 from onestop.core.models import Customer, DomainEvent, Site, User
 from onestop.core.services import hash_token, object_delete
@@ -38,7 +39,9 @@ from onestop.monitoring.models import (
     CheckTemplate,
     EnrollmentToken,
     MaintenanceWindow,
+    SnmpCredential,
 )
+from onestop.monitoring.probes.snmp import SnmpCredentials
 
 TOKEN_PREFIX = "et_"  # noqa: S105 - the visible start of a token, not a secret
 TOKEN_DAYS_DEFAULT = 7
@@ -410,6 +413,22 @@ def _param_problem(kind: str, value: Any) -> str | None:
     return None if isinstance(value, str) and 0 < len(value) <= 500 else _("A short text.")
 
 
+def _credential_errors(obj: CheckDefinition, device: Device | None) -> dict[str, str]:
+    """SNMP probes need credentials that may be used for the device (or template's customer);
+    other probes take none."""
+    credential = obj.snmp_credential
+    if not obj.probe.startswith("snmp_"):
+        return (
+            {"snmp_credential": _("Only SNMP probes use SNMP credentials.")} if credential else {}
+        )
+    if credential is None:
+        return {"snmp_credential": _("Choose the SNMP credentials for this probe.")}
+    customer_id = device.customer_id if device is not None else getattr(obj, "customer_id", None)
+    if credential.customer_id is not None and credential.customer_id != customer_id:
+        return {"snmp_credential": _("These SNMP credentials belong to another customer.")}
+    return {}
+
+
 def _probe_errors(obj: CheckDefinition, device: Device | None) -> dict[str, str]:
     """What is wrong with the agent metric or probe of a check or template."""
     errors: dict[str, str] = {}
@@ -448,6 +467,7 @@ def _probe_errors(obj: CheckDefinition, device: Device | None) -> dict[str, str]
             )
         if problems:
             errors["params"] = " ".join(problems)
+        errors.update(_credential_errors(obj, device))
         if obj.metric and not re.match(r"^[a-z0-9_.]{1,100}$", obj.metric):
             errors["metric"] = _("Metric names are lower-case letters, digits, dots and _.")
     if not isinstance(obj.labels, dict) or not all(
@@ -919,3 +939,108 @@ def check_result_record(
     for field, field_value in updates.items():
         setattr(check, field, field_value)
     return change
+
+
+# SNMP credentials -----------------------------------------------------------------------------
+
+CREDENTIAL_FIELDS = (
+    "customer",
+    "name",
+    "version",
+    "user",
+    "auth_protocol",
+    "priv_protocol",
+    "context",
+)
+CREDENTIAL_SECRETS = {
+    "community": "community_encrypted",
+    "auth_key": "auth_key_encrypted",
+    "priv_key": "priv_key_encrypted",
+}
+
+
+def snmp_credentials_for_probe(credential: SnmpCredential) -> SnmpCredentials:
+    """The probe's view of stored credentials, secrets decrypted."""
+    return SnmpCredentials(
+        version=credential.version,
+        community=crypto.decrypt(credential.community_encrypted),
+        user=credential.user,
+        auth_protocol=credential.auth_protocol,
+        auth_key=crypto.decrypt(credential.auth_key_encrypted),
+        priv_protocol=credential.priv_protocol,
+        priv_key=crypto.decrypt(credential.priv_key_encrypted),
+        context=credential.context,
+    )
+
+
+def _check_credential(credential: SnmpCredential, secrets_given: dict[str, str]) -> None:
+    credential.name = (credential.name or "").strip()
+    credential.user = (credential.user or "").strip()
+    try:
+        credential.full_clean(exclude=[*CREDENTIAL_SECRETS.values()])
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from None
+    probe_view = snmp_credentials_for_probe(credential)
+    probe_view = dataclasses.replace(probe_view, **secrets_given)
+    problem = probe_view.problem()
+    if problem:
+        # The probe module's reasons are English; the form shows a translated summary with it.
+        raise ValidationError(
+            {"__all__": _("These SNMP credentials cannot work: %(why)s") % {"why": problem}}
+        )
+
+
+@transaction.atomic
+def snmp_credential_create(
+    *, actor: User | None, name: str, version: str = "2c", **fields: Any
+) -> SnmpCredential:
+    """Credentials for the poller's SNMP checks; the community and keys are stored encrypted."""
+    secrets_given = {
+        key: str(fields.pop(key) or "") for key in list(fields) if key in CREDENTIAL_SECRETS
+    }
+    unknown = set(fields) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on SNMP credentials")
+    credential = SnmpCredential(name=name, version=version, **fields)
+    _check_credential(credential, secrets_given)
+    for key, column in CREDENTIAL_SECRETS.items():
+        setattr(credential, column, crypto.encrypt(secrets_given.get(key, "")))
+    credential.save()
+    audit.record_created(actor=actor, obj=credential)
+    return credential
+
+
+@transaction.atomic
+def snmp_credential_update(
+    *, actor: User | None, credential: SnmpCredential, **fields: Any
+) -> SnmpCredential:
+    """Changes credentials; a secret left out or blank keeps the stored one."""
+    secrets_given = {
+        key: str(value)
+        for key in list(fields)
+        if key in CREDENTIAL_SECRETS and (value := fields.pop(key))
+    }
+    unknown = set(fields) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on SNMP credentials")
+    before = audit.snapshot(credential)
+    for field, value in fields.items():
+        setattr(credential, field, value)
+    _check_credential(credential, secrets_given)
+    for key, value in secrets_given.items():
+        setattr(credential, CREDENTIAL_SECRETS[key], crypto.encrypt(value))
+    credential.save()
+    audit.record_updated(actor=actor, obj=credential, before=before)
+    return credential
+
+
+@transaction.atomic
+def snmp_credential_delete(*, actor: User | None, credential: SnmpCredential) -> None:
+    """Removes credentials no check or template uses (those refuse with a conflict)."""
+    in_use = (
+        Check.objects.filter(snmp_credential=credential).exists()
+        or CheckTemplate.objects.filter(snmp_credential=credential).exists()
+    )
+    if in_use:
+        raise ConflictError(_("Checks or templates use these SNMP credentials: change them first."))
+    object_delete(actor=actor, obj=credential)
