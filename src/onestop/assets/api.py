@@ -4,14 +4,17 @@ import datetime as dt
 from ipaddress import IPv4Address, IPv6Address
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from django.utils.translation import gettext as _
+from ninja import Field, File, Form, Query, Router, Schema, Status
+from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from onestop.assets import selectors, services
 from onestop.assets.models import Device, InventoryChange
 from onestop.contracts.models import Contract
+from onestop.core import selectors as core_selectors
 from onestop.core.api import Cursor, NewestFirst, resolve_refs
-from onestop.core.api_base import InputSchema
+from onestop.core.api_base import InputSchema, problem_response
 from onestop.core.models import Customer, Site
 from onestop.core.permissions import require
 
@@ -160,3 +163,58 @@ def list_inventory_changes(request: HttpRequest, id: int):
     device = selectors.device_get(user=request.user, pk=id)
     require(request.user, "view", InventoryChange)
     return selectors.inventory_change_list(user=request.user, device=device)
+
+
+class DeviceImportRowOut(Schema):
+    row: int
+    action: str
+    name: str
+    serial: str
+    device_id: int | None
+
+
+class DeviceImportOut(Schema):
+    dry_run: bool
+    created: int
+    updated: int
+    unchanged: int
+    rows: list[DeviceImportRowOut]
+
+
+@router.post("/devices/import", response=DeviceImportOut, tags=["devices"])
+def import_devices(
+    request: HttpRequest,
+    file: File[UploadedFile],
+    customer_id: Form[int],
+    dry_run: Form[bool] = False,
+):
+    """Imports a customer's devices from a .csv or .xlsx file (multipart field `file`), all or
+    nothing; `dry_run` only reports what would be created and updated. A bad file or bad rows
+    answer 422 with each error's `row` and `column`."""
+    require(request.user, "add", Device)
+    customer = core_selectors.customer_get(user=request.user, pk=customer_id)
+    table = services.device_import_read(
+        content=file.read(services.IMPORT_MAX_BYTES + 1), filename=file.name or ""
+    )
+    result = services.devices_import(
+        actor=request.user, customer=customer, table=table, dry_run=dry_run
+    )
+    if result.errors:
+        errors = [
+            {
+                "field": error.field,
+                "code": error.code,
+                "message": error.message,
+                "row": error.row,
+                "column": error.column,
+            }
+            for error in result.errors
+        ]
+        return problem_response(
+            422,
+            _("%(count)s rows of the file have errors; nothing was imported.")
+            % {"count": len({error.row for error in result.errors})},
+            errors=errors,
+            code="validation",
+        )
+    return result

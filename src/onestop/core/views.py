@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -144,9 +144,11 @@ def list_page(
     title: str,
     add_url: str = "",
     annotate_rows: Callable[[list[Any]], None] | None = None,
+    actions: Sequence[tuple[str, str]] = (),
 ) -> HttpResponse:
     """A list with filters and keyset pages; an htmx request gets only the rows back.
-    `annotate_rows` sets extra attributes on the page's rows in a fixed number of queries."""
+    `annotate_rows` sets extra attributes on the page's rows in a fixed number of queries;
+    `actions` are further (label, url) buttons next to "New", already checked by the caller."""
     page = keyset_page(queryset, order=order, cursor=request.GET.get("cursor"))
     if annotate_rows is not None:
         annotate_rows(page.rows)
@@ -159,6 +161,7 @@ def list_page(
         "more_filters_active": any(filter_form.cleaned_data.get(f.name) for f in more_filters),
         "rows_template": rows_template,
         "add_url": add_url if can(request.user, "add", model) else "",
+        "actions": actions,
         "list_url": request.path,
     }
     partial = request.htmx and not request.htmx.history_restore_request

@@ -106,3 +106,31 @@ class EnrollmentTokenForm(ServiceForm):
 
     def perform(self) -> tuple[EnrollmentToken, str]:
         return services.enrollment_token_create(actor=self.user, **self.cleaned_data)
+
+
+class DeviceImportForm(ServiceForm):
+    """A device file for one customer; saving it reads the file and runs the import as a dry
+    run, so the page can show what it would do before anything is stored."""
+
+    customer = CustomerChoiceField(label=_("customer"), queryset=Customer.objects.none())
+    file = forms.FileField(
+        label=_("file"),
+        help_text=_("A .csv or .xlsx file with a header row, at most 5 MB and 5,000 devices."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+
+    def perform(
+        self,
+    ) -> tuple[asset_services.DeviceImportTable, asset_services.DeviceImportResult]:
+        upload = self.cleaned_data["file"]
+        table = asset_services.device_import_read(
+            content=upload.read(asset_services.IMPORT_MAX_BYTES + 1), filename=upload.name or ""
+        )
+        result = asset_services.devices_import(
+            actor=self.user, customer=self.cleaned_data["customer"], table=table, dry_run=True
+        )
+        return table, result

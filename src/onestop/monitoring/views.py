@@ -4,13 +4,16 @@ its history), devices entered by hand, and "add a device" with the exact enrol c
 from __future__ import annotations
 
 import datetime as dt
+import json
+import secrets
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
@@ -18,6 +21,7 @@ from django.views.decorators.http import require_POST
 from onestop.assets import selectors as asset_selectors
 from onestop.assets import services as asset_services
 from onestop.assets.models import Device, InventoryChange
+from onestop.core import selectors as core_selectors
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
     delete_page,
@@ -25,6 +29,7 @@ from onestop.core.views import (
     form_save,
     list_page,
     post_data,
+    preset_customer,
     say_created,
     say_saved,
     ui_view,
@@ -95,6 +100,7 @@ def _charts(device: Device, range_key: str) -> list[dict[str, Any]]:
 @ui_view
 def device_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", Device)
+    can_import = can(request.user, "add", Device)
     form = forms.DeviceFilterForm(request.GET, user=request.user)
     form.is_valid()
     data = form.cleaned_data
@@ -115,6 +121,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
         title=_("Devices"),
         add_url=reverse("device_add"),
         annotate_rows=_with_latest,
+        actions=[(_("Import"), reverse("device_import"))] if can_import else [],
     )
 
 
@@ -241,3 +248,129 @@ def device_agent_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.agent_revoke(actor=request.user, agent=agent)
     messages.success(request, _("Agent revoked: what it sends is refused from now on."))
     return redirect("device_detail", pk=pk)
+
+
+# Import from a file: upload → preview (a dry run) → confirm. Between the two steps the read
+# rows wait in the session (bounded), so the file is not uploaded twice.
+IMPORT_SESSION_KEY = "device_import"
+IMPORT_SESSION_MAX_CHARS = 2_000_000
+IMPORT_PREVIEW_ROWS = 100
+IMPORT_PREVIEW_ERRORS = 200
+
+
+def _import_page(
+    request: HttpRequest,
+    form: forms.DeviceImportForm,
+    *,
+    result: asset_services.DeviceImportResult | None = None,
+    customer: Any = None,
+    filename: str = "",
+    token: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "result": result,
+        "customer": customer,
+        "filename": filename,
+        "token": token,
+        "preview_rows": result.rows[:IMPORT_PREVIEW_ROWS] if result else [],
+        "preview_errors": result.errors[:IMPORT_PREVIEW_ERRORS] if result else [],
+        "more_rows": max(0, len(result.rows) - IMPORT_PREVIEW_ROWS) if result else 0,
+        "more_errors": max(0, len(result.errors) - IMPORT_PREVIEW_ERRORS) if result else 0,
+        "error_rows": len({error.row for error in result.errors}) if result else 0,
+        "columns": [(names[1], names[2]) for names in asset_services.IMPORT_COLUMNS.values()],
+        "kinds": Device.Kind.choices,
+    }
+    return render(request, "monitoring/device_import.html", context, status=status)
+
+
+@ui_view
+def device_import(request: HttpRequest) -> HttpResponse:
+    """Pick the customer and the file; the answer is the preview of what the import does."""
+    require(request.user, "add", Device)
+    form = forms.DeviceImportForm(
+        post_data(request),
+        request.FILES if request.method == "POST" else None,
+        user=request.user,
+        initial={"customer": preset_customer(request)},
+    )
+    previewed = form_save(request, form)
+    if previewed is None:
+        return _import_page(request, form, status=400 if form.is_bound else 200)
+    table, result = previewed
+    customer = form.cleaned_data["customer"]
+    request.session.pop(IMPORT_SESSION_KEY, None)
+    token = ""
+    if not result.errors:
+        held = table.to_json()
+        if len(json.dumps(held)) > IMPORT_SESSION_MAX_CHARS:
+            form.add_error("file", _("This file is too large to preview; import it in parts."))
+            return _import_page(request, form, status=400)
+        token = secrets.token_urlsafe(16)
+        request.session[IMPORT_SESSION_KEY] = {
+            "token": token,
+            "customer": customer.pk,
+            "table": held,
+        }
+    status = 400 if result.errors else 200
+    return _import_page(
+        request,
+        form,
+        result=result,
+        customer=customer,
+        filename=table.filename,
+        token=token,
+        status=status,
+    )
+
+
+@require_POST
+@ui_view
+def device_import_confirm(request: HttpRequest) -> HttpResponse:
+    """Imports the rows of the preview the user confirmed, checking every row again."""
+    require(request.user, "add", Device)
+    held = request.session.get(IMPORT_SESSION_KEY) or {}
+    token = request.POST.get("token", "")
+    if not held or not secrets.compare_digest(str(held.get("token")), token):
+        messages.error(request, _("That preview is no longer at hand; upload the file again."))
+        return redirect("device_import")
+    del request.session[IMPORT_SESSION_KEY]
+    customer = core_selectors.customer_get(user=request.user, pk=held["customer"])
+    table = asset_services.DeviceImportTable.from_json(held["table"])
+    result = asset_services.devices_import(
+        actor=request.user, customer=customer, table=table, dry_run=False
+    )
+    if result.errors:  # the customer's devices or sites changed since the preview
+        form = forms.DeviceImportForm(user=request.user, initial={"customer": customer})
+        return _import_page(
+            request, form, result=result, customer=customer, filename=table.filename, status=400
+        )
+    messages.success(
+        request,
+        _(
+            "Devices imported for %(customer)s: %(created)s created, %(updated)s updated,"
+            " %(unchanged)s unchanged."
+        )
+        % {
+            "customer": customer.name,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+        },
+    )
+    return redirect(f"{reverse('device_list')}?customer={customer.pk}")
+
+
+@ui_view
+def device_import_template(request: HttpRequest) -> HttpResponse:
+    """The header row of a device file, in the language of the page."""
+    require(request.user, "add", Device)
+    chinese = (translation.get_language() or "").startswith("zh")
+    response = HttpResponse(
+        asset_services.device_import_template(chinese=chinese),
+        content_type="text/csv; charset=utf-8",
+    )
+    filename = "设备导入模板.csv" if chinese else "devices-import-template.csv"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
