@@ -352,3 +352,20 @@ def test_worker_with_scheduler_runs_periodic_jobs(migrated, spawn):
     assert "audit_events_prune" in log.read_text()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=TIMEOUT) == 0
+
+
+def test_poller_starts_on_its_shard_and_stops_on_sigterm(migrated, spawn):
+    process, log = spawn(migrated, "poller", "--shard", "2/3", "--concurrency", "50")
+    assert _wait_for(lambda: "poller started" in log.read_text(), 30, process), log.read_text()
+    assert "shard 2 of 3, 50 probes at a time" in log.read_text()
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=TIMEOUT) == 0, log.read_text()
+    assert "poller stopped" in log.read_text()
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "2", "a/b"])
+def test_poller_refuses_a_shard_that_is_not_i_of_n(migrated, shard):
+    result = onestop(migrated, "poller", "--shard", shard)
+    assert result.returncode == 2
+    assert "i/N" in result.stderr

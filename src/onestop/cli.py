@@ -300,7 +300,8 @@ def _kill_group(child: _Child) -> None:
 
 
 def _serve(host: str, port: int, workers: int) -> int:
-    """The embedded default: web server and worker with the scheduler, supervised together."""
+    """The embedded default: web server, worker with the scheduler and the poller, supervised
+    together."""
     _ensure_port_free(host, port)
     _warn_unapplied()
     _release_database()
@@ -308,6 +309,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     children = [
         _Child("web", _granian_argv(host, port, workers)),
         _Child("worker", [python, "-m", "django", "run_huey", *_huey_args(None, scheduler=True)]),
+        _Child("poller", [python, "-m", "onestop", "poller"]),
     ]
     _say(f"OneStop is running on {_url(host, port)} (press Ctrl-C to stop)")
     return _supervise(children)
@@ -351,6 +353,26 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     call_command("run_huey", *_huey_args(args.workers, args.scheduler))
+    return 0
+
+
+def _shard(value: str) -> tuple[int, int]:
+    index, slash, count = value.partition("/")
+    try:
+        shard, shards = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be i/N, e.g. 1/3") from None
+    if not slash or shards < 1 or not 1 <= shard <= shards:
+        raise argparse.ArgumentTypeError("must be i/N with 1 <= i <= N, e.g. 1/3")
+    return shard - 1, shards
+
+
+def cmd_poller(args: argparse.Namespace) -> int:
+    _start_django()
+    from onestop.monitoring.poller_process import poller_run
+
+    shard, shards = args.shard
+    poller_run(shard=shard, shards=shards, concurrency=args.concurrency)
     return 0
 
 
@@ -563,7 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="web server, worker and scheduler, supervised together")
+    serve = sub.add_parser(
+        "serve", help="web server, worker, scheduler and poller, supervised together"
+    )
     _listen_options(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -579,6 +603,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run periodic jobs (exactly one worker of a deployment)",
     )
     worker.set_defaults(handler=cmd_worker)
+
+    poller = sub.add_parser("poller", help="only the agentless poller (scale-out replica)")
+    poller.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="i/N",
+        help="poll the i-th of N hash ranges of the checks (default 1/1: all)",
+    )
+    poller.add_argument(
+        "--concurrency", type=_positive, default=256, help="probes at a time (default 256)"
+    )
+    poller.set_defaults(handler=cmd_poller)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database tables")
     migrate.add_argument("-v", "--verbose", action="store_true", help="list each migration")

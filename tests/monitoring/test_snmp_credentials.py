@@ -12,7 +12,7 @@ from onestop.core import crypto
 from onestop.core.errors import ConflictError
 from onestop.core.models import AuditEvent
 from onestop.core.scoping import restrict
-from onestop.monitoring import services
+from onestop.monitoring import selectors, services
 from onestop.monitoring.models import SnmpCredential
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_secrets_are_stored_encrypted_and_given_back_to_the_probe(world):
     assert "auth-pass-123" not in str(stored) and "priv-pass-456" not in str(stored)
     assert crypto.decrypt(stored["auth_key_encrypted"]) == "auth-pass-123"
 
-    probe_view = services.snmp_credentials_for_probe(credential)
+    probe_view = selectors.snmp_credentials_for_probe(credential)
     assert probe_view.security_level == "authPriv"
     assert (probe_view.auth_key, probe_view.priv_key) == ("auth-pass-123", "priv-pass-456")
     assert "auth-pass-123" not in repr(probe_view)
@@ -72,13 +72,13 @@ def test_an_update_without_secrets_keeps_them_and_a_new_one_replaces_it(world):
     )
     credential.refresh_from_db()
     assert credential.name == "Core"
-    assert services.snmp_credentials_for_probe(credential).auth_key == "auth-pass-123"
+    assert selectors.snmp_credentials_for_probe(credential).auth_key == "auth-pass-123"
 
     services.snmp_credential_update(
         actor=world.admin, credential=credential, priv_key="new-priv-789"
     )
     credential.refresh_from_db()
-    assert services.snmp_credentials_for_probe(credential).priv_key == "new-priv-789"
+    assert selectors.snmp_credentials_for_probe(credential).priv_key == "new-priv-789"
     updates = AuditEvent.objects.filter(object_type="monitoring.snmpcredential", action="update")
     assert updates.count() == 2
     assert "new-priv-789" not in str(list(updates.values_list("changes", flat=True)))

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import heapq
 import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from onestop.monitoring.probes import dns, http, icmp, tcp
+from onestop.monitoring.probes import dns, http, icmp, snmp, tcp
 from onestop.monitoring.probes.base import ProbeResult, ProbeStatus
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Target:
     interval: float
     timeout: float
     retries: int = 0
+    source_id: int = 0  # what the readings are about (the device), for the metric store
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Poller:
         concurrency: int = 256,
         reload_every: float = 30.0,
         flush_every: float = 1.0,
+        executor: Executor | None = None,
     ) -> None:
         self._run_probe = run_probe
         self._load_targets = load_targets
@@ -101,6 +105,7 @@ class Poller:
         self._slots = asyncio.Semaphore(concurrency)
         self._reload_every = reload_every
         self._flush_every = flush_every
+        self._executor = executor  # where load_targets and store run (None: asyncio's default)
         self._targets: dict[int, Target] = {}
         self._due: list[tuple[float, int]] = []  # heap of (loop time due, check id)
         self._running: set[int] = set()
@@ -122,8 +127,8 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         """Polls until `stop` is set, then waits for the probes running and stores their
         outcomes."""
-        self.targets_set(await asyncio.to_thread(self._load_targets))
         loop = asyncio.get_running_loop()
+        self.targets_set(await loop.run_in_executor(self._executor, self._load_targets))
         next_reload = loop.time() + self._reload_every
         next_flush = loop.time() + self._flush_every
         while not stop.is_set():
@@ -135,7 +140,7 @@ class Poller:
                 next_flush = now + self._flush_every
             if now >= next_reload:
                 try:
-                    self.targets_set(await asyncio.to_thread(self._load_targets))
+                    self.targets_set(await loop.run_in_executor(self._executor, self._load_targets))
                 except Exception:
                     log.exception("loading the poller's targets failed; keeping the old ones")
                 next_reload = now + self._reload_every
@@ -191,7 +196,8 @@ class Poller:
             return
         batch, self._pending = self._pending, []
         try:
-            await asyncio.to_thread(self._store, batch)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._store, batch)
         except Exception:
             # Kept for the next flush (the database may be restarting), the oldest given up
             # beyond MAX_PENDING.
@@ -206,10 +212,15 @@ class Poller:
 
 class ProbeDispatcher:
     """Runs a target's probe with its parameters: one shared HTTP client per poller (made in
-    the poller's loop), each probe's own arguments taken from the check's `params`."""
+    the poller's loop), each probe's own arguments taken from the check's `params` (SNMP
+    credentials under "credentials"), and what a probe needs from its previous run (uptime for
+    reboot detection, interface counters for rates) kept per check in memory: after a restart
+    the first run has no rates yet."""
 
     def __init__(self) -> None:
         self._http: httpx.AsyncClient | None = None
+        self._uptimes: dict[int, tuple[float, float]] = {}  # check id -> (uptime s, at)
+        self._interfaces: dict[int, tuple[float, dict[int, snmp.SnmpInterface]]] = {}
 
     async def __call__(self, target: Target) -> ProbeResult:
         params, timeout = target.params, target.timeout
@@ -238,6 +249,7 @@ class ProbeDispatcher:
                     expected_status=params.get("expected_status") or None,
                     body_match=params.get("body_match") or None,
                     body_regex=bool(params.get("body_regex")),
+                    headers=params.get("headers") or None,
                     verify_tls=bool(params.get("verify_tls", True)),
                     check_cert=bool(params.get("check_cert", True)),
                     retries=target.retries,
@@ -252,7 +264,47 @@ class ProbeDispatcher:
                     timeout=timeout,
                     retries=target.retries,
                 )
+            case "snmp_uptime" | "snmp_interfaces" | "snmp_cpu_memory" | "snmp_oid":
+                return await self._snmp(target)
         return ProbeResult(ProbeStatus.UNKNOWN, {}, f"no such probe: {target.probe}", 0.0)
+
+    async def _snmp(self, target: Target) -> ProbeResult:
+        params = target.params
+        common = {
+            "host": params["host"],
+            "port": int(params.get("port", 161)),
+            "credentials": params["credentials"],
+            "timeout": target.timeout,
+            "retries": target.retries,
+        }
+        now = time.time()
+        if target.probe == "snmp_uptime":
+            previous = self._uptimes.get(target.check_id)
+            result = await snmp.probe_snmp_uptime(
+                **common,
+                previous_uptime_s=previous[0] if previous else None,
+                elapsed_s=now - previous[1] if previous else None,
+            )
+            if "snmp.uptime_s" in result.readings:
+                self._uptimes[target.check_id] = (result.readings["snmp.uptime_s"], now)
+            return result
+        if target.probe == "snmp_cpu_memory":
+            return await snmp.probe_snmp_cpu_memory(**common)
+        if target.probe == "snmp_oid":
+            return await snmp.probe_snmp_oid(**common, oid=params["oid"])
+        result = await snmp.probe_snmp_interfaces(**common)
+        if not result.interfaces:
+            return result
+        current = {interface.index: interface for interface in result.interfaces}
+        rates: list[snmp.Sample] = []
+        before = self._interfaces.get(target.check_id)
+        if before is not None:
+            previous_at, previous = before
+            for index, interface in current.items():
+                if index in previous:
+                    rates += snmp.interface_rates(previous[index], previous_at, interface, now)
+        self._interfaces[target.check_id] = (now, current)
+        return dataclasses.replace(result, samples=(*result.samples, *rates))
 
     async def close(self) -> None:
         if self._http is not None:

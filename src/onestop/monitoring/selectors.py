@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from onestop.assets.models import Device
+from onestop.core import crypto
 from onestop.core.models import User
 from onestop.core.scoping import restrict
 from onestop.core.selectors import get_visible
@@ -19,7 +20,10 @@ from onestop.monitoring.models import (
     CheckTemplate,
     EnrollmentToken,
     MaintenanceWindow,
+    SnmpCredential,
 )
+from onestop.monitoring.poller import Target, shard_owns
+from onestop.monitoring.probes.snmp import SnmpCredentials
 
 
 def enrollment_token_list(*, user: User, site_id: int | None = None) -> QuerySet[EnrollmentToken]:
@@ -133,3 +137,70 @@ def maintenance_window_covering(*, device: Device, at: dt.datetime) -> Maintenan
 def device_in_maintenance(*, device: Device, at: dt.datetime) -> bool:
     """Whether a maintenance window covers the device at that instant."""
     return maintenance_window_covering(device=device, at=at) is not None
+
+
+def snmp_credentials_for_probe(credential: SnmpCredential) -> SnmpCredentials:
+    """The probe's view of stored credentials, secrets decrypted."""
+    return SnmpCredentials(
+        version=credential.version,
+        community=crypto.decrypt(credential.community_encrypted),
+        user=credential.user,
+        auth_protocol=credential.auth_protocol,
+        auth_key=crypto.decrypt(credential.auth_key_encrypted),
+        priv_protocol=credential.priv_protocol,
+        priv_key=crypto.decrypt(credential.priv_key_encrypted),
+        context=credential.context,
+    )
+
+
+# The parameter naming the probe's target, filled from the device's address when left out.
+_TARGET_PARAM = {"dns": "server", "http": None}
+
+
+def poller_targets(*, shard: int = 0, shards: int = 1) -> list[Target]:
+    """The enabled poller checks this shard owns, as the poller runs them: the device's IP
+    address (else host name) where the check names no host, SNMP credentials decrypted."""
+    checks = (
+        Check.objects.filter(enabled=True, kind=Check.Kind.POLLER)
+        .select_related("device", "snmp_credential")
+        .only(
+            "id",
+            "probe",
+            "params",
+            "interval",
+            "timeout",
+            "retries",
+            "device_id",
+            "device__ip_address",
+            "device__hostname",
+            "snmp_credential",
+        )
+        .order_by("id")
+    )
+    targets = []
+    credentials: dict[int, SnmpCredentials] = {}
+    for check in checks.iterator(chunk_size=2000):
+        if not shard_owns(check.id, shard=shard, shards=shards):
+            continue
+        params = dict(check.params)
+        address_param = _TARGET_PARAM.get(check.probe, "host")
+        if address_param and not params.get(address_param):
+            params[address_param] = check.device.ip_address or check.device.hostname
+        if check.snmp_credential is not None:
+            if check.snmp_credential.pk not in credentials:
+                credentials[check.snmp_credential.pk] = snmp_credentials_for_probe(
+                    check.snmp_credential
+                )
+            params["credentials"] = credentials[check.snmp_credential.pk]
+        targets.append(
+            Target(
+                check_id=check.id,
+                probe=check.probe,
+                params=params,
+                interval=float(check.interval),
+                timeout=float(check.timeout),
+                retries=check.retries,
+                source_id=check.device_id,
+            )
+        )
+    return targets

@@ -41,7 +41,7 @@ from onestop.monitoring.models import (
     MaintenanceWindow,
     SnmpCredential,
 )
-from onestop.monitoring.probes.snmp import SnmpCredentials
+from onestop.monitoring.poller import Outcome
 
 TOKEN_PREFIX = "et_"  # noqa: S105 - the visible start of a token, not a secret
 TOKEN_DAYS_DEFAULT = 7
@@ -358,7 +358,7 @@ PROBE_PARAMS: dict[str, dict[str, str]] = {
         "expected": "texts",
     },
     "snmp_uptime": {"host": "host", "port": "port"},
-    "snmp_interfaces": {"host": "host", "port": "port", "interface": "text"},
+    "snmp_interfaces": {"host": "host", "port": "port"},
     "snmp_cpu_memory": {"host": "host", "port": "port"},
     "snmp_oid": {"host": "host", "port": "port", "oid": "oid"},
 }
@@ -959,20 +959,6 @@ CREDENTIAL_SECRETS = {
 }
 
 
-def snmp_credentials_for_probe(credential: SnmpCredential) -> SnmpCredentials:
-    """The probe's view of stored credentials, secrets decrypted."""
-    return SnmpCredentials(
-        version=credential.version,
-        community=crypto.decrypt(credential.community_encrypted),
-        user=credential.user,
-        auth_protocol=credential.auth_protocol,
-        auth_key=crypto.decrypt(credential.auth_key_encrypted),
-        priv_protocol=credential.priv_protocol,
-        priv_key=crypto.decrypt(credential.priv_key_encrypted),
-        context=credential.context,
-    )
-
-
 def _check_credential(credential: SnmpCredential, secrets_given: dict[str, str]) -> None:
     credential.name = (credential.name or "").strip()
     credential.user = (credential.user or "").strip()
@@ -980,7 +966,7 @@ def _check_credential(credential: SnmpCredential, secrets_given: dict[str, str])
         credential.full_clean(exclude=[*CREDENTIAL_SECRETS.values()])
     except ValidationError as exc:
         raise ValidationError(exc.message_dict) from None
-    probe_view = snmp_credentials_for_probe(credential)
+    probe_view = selectors.snmp_credentials_for_probe(credential)
     probe_view = dataclasses.replace(probe_view, **secrets_given)
     problem = probe_view.problem()
     if problem:
@@ -1044,3 +1030,63 @@ def snmp_credential_delete(*, actor: User | None, credential: SnmpCredential) ->
     if in_use:
         raise ConflictError(_("Checks or templates use these SNMP credentials: change them first."))
     object_delete(actor=actor, obj=credential)
+
+
+# The poller's results ---------------------------------------------------------------------------
+
+
+def _check_value(check: Check, outcome: Outcome) -> float | None:
+    """The reading a check judges: its metric among the probe's readings, or among the labelled
+    samples (one interface of a switch) the first whose labels include the check's."""
+    result = outcome.result
+    if not check.metric:
+        return None
+    if not check.labels:
+        return result.readings.get(check.metric)
+    for sample in getattr(result, "samples", ()):
+        if sample.name == check.metric and check.labels.items() <= dict(sample.labels).items():
+            return sample.value
+    return None
+
+
+def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
+    """Stores a batch of the poller's results: every reading into the metric store in one
+    write, then each result through its check's state engine. Returns the state changes.
+
+    A check deleted or disabled since the poller loaded it is skipped; its readings are still
+    kept, like an agent's samples.
+    """
+    samples = []
+    for outcome in outcomes:
+        source, at = outcome.target.source_id, outcome.at
+        samples += [
+            (source, name, {}, at, value) for name, value in outcome.result.readings.items()
+        ]
+        samples += [
+            (source, sample.name, dict(sample.labels), at, sample.value)
+            for sample in getattr(outcome.result, "samples", ())
+        ]
+    # A reading that is not a finite number would make the store refuse the whole batch.
+    samples = [sample for sample in samples if math.isfinite(sample[4])]
+    if samples:
+        metric_services.samples_write(samples=samples)
+    checks = Check.objects.only("id", "metric", "labels").in_bulk(
+        [outcome.target.check_id for outcome in outcomes]
+    )
+    changes = 0
+    for outcome in outcomes:
+        check = checks.get(outcome.target.check_id)
+        if check is None:
+            continue
+        try:
+            change = check_result_record(
+                check=check,
+                value=_check_value(check, outcome),
+                status=outcome.result.status.value,
+                message=outcome.result.message,
+                at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
+            )
+        except Check.DoesNotExist:
+            continue  # deleted while this batch was being stored
+        changes += change is not None
+    return changes
