@@ -25,7 +25,7 @@ from onestop.assets import services as asset_services
 from onestop.assets.models import Device
 from onestop.core import audit, crypto
 from onestop.core.errors import ConflictError
-from onestop.core.models import Customer, DomainEvent, Site, User
+from onestop.core.models import Customer, DomainEvent, EventCursor, Site, User
 from onestop.core.services import hash_token, object_delete
 from onestop.metrics import services as metric_services
 from onestop.monitoring import evaluation, selectors
@@ -1090,3 +1090,36 @@ def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
             continue  # deleted while this batch was being stored
         changes += change is not None
     return changes
+
+
+# New and changed devices get their templates' checks ------------------------------------------
+
+TEMPLATES_CONSUMER = "monitoring.templates"
+# A change of these moves a device into or out of a template's scope.
+DEVICE_EVENTS = frozenset({"device.created", "device.updated"})
+
+
+@transaction.atomic
+def device_events_apply_templates(*, limit: int = 1000) -> int:
+    """Applies the check templates to the devices created or changed since this consumer's
+    cursor (however they were made: by hand, by the API, by import or by an agent enrolling),
+    so a new device gets its checks without hand work. Returns the devices looked at.
+
+    The cursor moves in the same transaction as the checks it produced: a crash repeats the
+    batch, and applying templates twice changes nothing.
+    """
+    cursor, _new = EventCursor.objects.select_for_update().get_or_create(
+        consumer=TEMPLATES_CONSUMER
+    )
+    events = list(DomainEvent.objects.filter(id__gt=cursor.last_event_id).order_by("id")[:limit])
+    device_ids = {
+        int(event.object_id)
+        for event in events
+        if event.name in DEVICE_EVENTS and event.object_type == "assets.device"
+    }
+    for device in Device.objects.filter(pk__in=device_ids).order_by("pk"):
+        check_templates_apply(device=device)
+    if events:
+        cursor.last_event_id = events[-1].pk
+        cursor.save(update_fields=["last_event_id", "updated_at"])
+    return len(device_ids)
