@@ -609,3 +609,88 @@ class MaintenanceWindow(models.Model):
 
     def covers(self, at: dt.datetime) -> bool:
         return self.occurrence_at(at) is not None
+
+
+class DiscoveryJob(models.Model):
+    """A sweep of a network with SNMP that adds the devices that answer to the asset register
+    (vendor and model from sysObjectID and sysDescr, interfaces from IF-MIB)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+"
+    )
+    site = models.ForeignKey(
+        Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    network = models.CharField(_("network"), max_length=50, help_text=_("e.g. 10.1.20.0/24"))
+    snmp_credential = models.ForeignKey(
+        SnmpCredential,
+        verbose_name=_("SNMP credentials"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    port = models.PositiveIntegerField(_("SNMP port"), default=161)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.QUEUED
+    )
+    hosts_total = models.PositiveIntegerField(_("addresses"), default=0)
+    hosts_answered = models.PositiveIntegerField(_("answered"), default=0)
+    devices_created = models.PositiveIntegerField(_("devices added"), default=0)
+    devices_updated = models.PositiveIntegerField(_("devices updated"), default=0)
+    # One row per device that answered: address, name, vendor, model, device id, what was done.
+    results = models.JSONField(default=list, blank=True, editable=False)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    scope_customer_field = "customer_id"
+    audit_exclude = ("results", "hosts_answered", "devices_created", "devices_updated")
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("discovery job")
+        verbose_name_plural = _("discovery jobs")
+
+    def __str__(self) -> str:
+        return f"{self.network} ({self.get_status_display()})"
+
+
+class SnmpTrap(models.Model):
+    """An SNMP notification received by the poller, on the device it came from (matched by
+    address; kept without a device when none matches), for alerting to use."""
+
+    device = models.ForeignKey(
+        Device,
+        verbose_name=_("device"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="snmp_traps",
+    )
+    source = models.GenericIPAddressField(_("sent from"))
+    version = models.CharField(_("version"), max_length=2)
+    # The v3 user it was sent as; a v2c community is a secret and is not kept.
+    sender = models.CharField(_("v3 user"), max_length=100, blank=True)
+    trap_oid = models.CharField(_("notification"), max_length=200)
+    uptime_s = models.FloatField(_("sender uptime (s)"), null=True, blank=True)
+    variables = models.JSONField(_("variables"), default=dict, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
+
+    scope_customer_field = "device__customer_id"
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("SNMP trap")
+        verbose_name_plural = _("SNMP traps")
+
+    def __str__(self) -> str:
+        return f"{self.trap_oid} from {self.source}"
