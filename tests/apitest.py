@@ -707,4 +707,153 @@ RESOURCES += [
     ),
 ]
 
+
+def _make_check(world, customer):
+    """A's checks watch an agent metric, B's ping their device: filters can tell them apart."""
+    device = _make_device(world, customer)
+    if customer == world.customer_a:
+        return monitoring_services.check_create(
+            actor=None, device=device, name="CPU", metric="cpu.percent", warning=80, critical=90
+        )
+    return monitoring_services.check_create(
+        actor=None,
+        device=device,
+        name="Ping",
+        kind="poller",
+        probe="ping",
+        params={"host": "10.0.0.9"},
+        mode="availability",
+    )
+
+
+def _make_problem(world, customer):
+    """A check with a result that is not OK: critical for A, warning for B."""
+    check = monitoring_services.check_create(
+        actor=None,
+        device=_make_device(world, customer),
+        name="CPU",
+        metric="cpu.percent",
+        warning=80,
+        critical=90,
+    )
+    value = 95 if customer == world.customer_a else 85
+    monitoring_services.check_result_record(check=check, value=value)
+    return check
+
+
+def _make_check_template(world, customer):
+    return monitoring_services.check_template_create(
+        actor=None,
+        name=f"{customer.short_code} CPU {next(_n)}",
+        customer=customer,
+        device_kind="server" if customer == world.customer_a else "desktop",
+        metric="cpu.percent",
+        warning=80,
+        critical=90,
+    )
+
+
+def _make_maintenance_window(world, customer):
+    """A's windows cover now; B's is next week's, at one of its sites."""
+    now = dt.datetime.now(dt.UTC)
+    if customer == world.customer_a:
+        starts_at, site = now - dt.timedelta(hours=1), None
+    else:
+        starts_at, site = now + dt.timedelta(days=7), world.site_b
+    return monitoring_services.maintenance_window_create(
+        actor=None,
+        customer=customer,
+        site=site,
+        name=f"{customer.short_code} 机房维护 {next(_n)}",
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(hours=2),
+    )
+
+
+def _now_param(world) -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+RESOURCES += [
+    Resource(
+        name="checks",
+        path="/api/v1/checks",
+        label="monitoring.check",
+        make=_make_check,
+        create=lambda w: {
+            "device_id": _make_device(w, w.customer_a).pk,
+            "name": "CPU 使用率",
+            "metric": "cpu.percent",
+            "warning": 80,
+            "critical": 90,
+        },
+        patch={"warning": 70},
+        patch_check=lambda obj: obj.warning == 70,
+        filters=[
+            ("customer_id", lambda w: w.customer_a.pk),
+            ("kind", lambda w: "poller"),
+            ("probe", lambda w: "ping"),
+        ],
+        refused_writer="portal_admin_a",
+        subroutes={
+            ("history", "get"): None,
+            ("clear-overrides", "post"): lambda w: {},
+        },
+    ),
+    Resource(
+        name="problems",
+        path="/api/v1/problems",
+        label="monitoring.check",
+        make=_make_problem,
+        filters=[("customer_id", lambda w: w.customer_a.pk), ("state", lambda w: "critical")],
+        refused_writer=None,
+        deletable=False,
+    ),
+    Resource(
+        name="check-templates",
+        path="/api/v1/check-templates",
+        label="monitoring.checktemplate",
+        make=_make_check_template,
+        # No server of A exists when the test posts it: the create is one audit event (what
+        # the template gives devices is tested in tests/monitoring/test_checks_api.py).
+        create=lambda w: {
+            "name": "服务器 CPU",
+            "customer_id": w.customer_a.pk,
+            "device_kind": "server",
+            "metric": "cpu.percent",
+            "warning": 80,
+            "critical": 90,
+        },
+        patch={"warning": 70},
+        patch_check=lambda obj: obj.warning == 70,
+        filters=[
+            ("customer_id", lambda w: w.customer_a.pk),
+            ("device_kind", lambda w: "server"),
+        ],
+        refused_writer="engineer",
+    ),
+    Resource(
+        name="maintenance-windows",
+        path="/api/v1/maintenance-windows",
+        label="monitoring.maintenancewindow",
+        make=_make_maintenance_window,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "site_id": w.site_a.pk,
+            "name": "每周日机房维护",
+            "starts_at": "2026-06-07T02:00:00+08:00",
+            "rrule": "FREQ=WEEKLY;BYDAY=SU",
+            "duration_minutes": 120,
+            "time_zone": "Asia/Shanghai",
+        },
+        patch={"reason": "更换 UPS 电池"},
+        patch_check=lambda obj: obj.reason == "更换 UPS 电池",
+        filters=[
+            ("customer_id", lambda w: w.customer_a.pk),
+            ("active_at", _now_param),
+        ],
+        refused_writer="portal_admin_a",
+    ),
+]
+
 BY_PATH = {resource.path: resource for resource in RESOURCES}

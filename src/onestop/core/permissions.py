@@ -145,6 +145,30 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "view": STAFF,
         "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
     },
+    "check": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "delete": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
+    "checktemplate": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "snmpcredential": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER}),
+        "change": frozenset({ADMIN, MANAGER}),
+        "delete": frozenset({ADMIN, MANAGER}),
+    },
+    "maintenancewindow": {
+        "view": STAFF | {CUSTOMER_ADMIN},
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "change": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+        "delete": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
     "notification": {
         "view": EVERYONE,
         "change": EVERYONE,
@@ -200,6 +224,12 @@ RULES = {
     "enrollmenttoken": "A token is shown once, inside the enrol command; revoking it stops new "
     "enrolments, not the agents already enrolled.",
     "agent": "Revoking an agent refuses everything it sends from then on.",
+    "check": "A customer administrator sees the checks and problems of the company's devices. "
+    "A check made from a template cannot be deleted (it would come back): disable it instead.",
+    "checktemplate": "Templates are the provider's policies: staff see those for every customer "
+    "and those of the customers they serve; customer users none.",
+    "snmpcredential": "The community and keys are stored encrypted and never shown again; "
+    "customer users see no credentials.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

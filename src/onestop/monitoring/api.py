@@ -1,21 +1,36 @@
-"""User API of the agent side: enrolment tokens, and each device's agent."""
+"""User API of monitoring: enrolment tokens, each device's agent and metrics, checks with
+their history, the problems list, check templates and maintenance windows."""
 
 import datetime as dt
+from typing import Any, Literal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from onestop.assets import selectors as asset_selectors
-from onestop.core.api import Cursor, resolve_one
+from onestop.assets.models import Device
+from onestop.core.api import Cursor, NewestFirst, resolve_one, resolve_refs
 from onestop.core.api_base import InputSchema
-from onestop.core.models import Site
+from onestop.core.models import Customer, Site
 from onestop.core.permissions import require
 from onestop.metrics import selectors as metric_selectors
 from onestop.monitoring import selectors, services
-from onestop.monitoring.models import Agent, EnrollmentToken
+from onestop.monitoring.models import (
+    DEFINITION_FIELDS,
+    Agent,
+    Check,
+    CheckDefinition,
+    CheckState,
+    CheckTemplate,
+    EnrollmentToken,
+    MaintenanceWindow,
+)
 
 router = Router()
 
@@ -182,3 +197,447 @@ def device_metrics(request: HttpRequest, id: int, query: Query[MetricQuery]):
             source_id=device.pk, name=query.name, start=start, end=end, step=query.step
         )
     ]
+
+
+# Checks ---------------------------------------------------------------------------------------
+
+# The definition of a check or template as the API takes it; the services judge the values
+# (probe parameters, thresholds in the right order, intervals) and answer with field errors.
+NameField = Field(min_length=1, max_length=100)
+
+
+class CheckDefinitionOut(Schema):
+    name: str
+    kind: str
+    metric: str
+    labels: dict[str, str]
+    probe: str
+    params: dict[str, Any]
+    interval: int
+    timeout: int
+    retries: int
+    mode: str
+    direction: str
+    warning: float | None
+    critical: float | None
+    recovery: float | None
+    hysteresis: float
+    consecutive: int
+    enabled: bool
+
+
+class CheckOut(CheckDefinitionOut):
+    id: int
+    device_id: int
+    customer_id: int
+    template_id: int | None
+    overridden_fields: list[str] = Field(
+        description="Fields this device sets itself; a template change leaves them alone"
+    )
+    state: str
+    state_since: dt.datetime
+    last_value: float | None
+    last_message: str
+    last_checked_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CheckDefinitionIn(InputSchema):
+    name: str = NameField
+    kind: CheckDefinition.Kind = CheckDefinition.Kind.AGENT
+    metric: str = Field("", max_length=100)
+    labels: dict[str, str] = Field({}, description='Picks one series, e.g. {"mount": "/"}')
+    probe: CheckDefinition.Probe | Literal[""] = ""
+    params: dict[str, Any] = Field({}, description="What the probe needs: host, port, url …")
+    interval: int = Field(60, ge=0)
+    timeout: int = Field(5, ge=0)
+    retries: int = Field(1, ge=0, le=100)
+    mode: CheckDefinition.Mode = CheckDefinition.Mode.THRESHOLD
+    direction: CheckDefinition.Direction = CheckDefinition.Direction.HIGHER_IS_WORSE
+    warning: float | None = None
+    critical: float | None = None
+    recovery: float | None = None
+    hysteresis: float = 0
+    consecutive: int = Field(1, ge=0, le=1000)
+    enabled: bool = True
+
+
+class CheckDefinitionPatch(InputSchema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    kind: CheckDefinition.Kind | None = None
+    metric: str | None = Field(None, max_length=100)
+    labels: dict[str, str] | None = None
+    probe: CheckDefinition.Probe | Literal[""] | None = None
+    params: dict[str, Any] | None = None
+    interval: int | None = Field(None, ge=0)
+    timeout: int | None = Field(None, ge=0)
+    retries: int | None = Field(None, ge=0, le=100)
+    mode: CheckDefinition.Mode | None = None
+    direction: CheckDefinition.Direction | None = None
+    warning: float | None = None
+    critical: float | None = None
+    recovery: float | None = None
+    hysteresis: float | None = None
+    consecutive: int | None = Field(None, ge=0, le=1000)
+    enabled: bool | None = None
+
+
+class CheckIn(CheckDefinitionIn):
+    device_id: int
+
+
+class CheckFilters(Schema):
+    device_id: int | None = None
+    customer_id: int | None = None
+    template_id: int | None = None
+    state: CheckState | None = None
+    kind: CheckDefinition.Kind | None = None
+    probe: CheckDefinition.Probe | None = None
+    enabled: bool | None = None
+
+
+class ClearOverridesIn(InputSchema):
+    fields: list[str] | None = Field(
+        None, description="The fields to follow the template again; all overridden ones if left out"
+    )
+
+
+class CheckStateChangeOut(Schema):
+    id: int
+    from_state: str
+    to_state: str
+    value: float | None
+    at: dt.datetime
+    in_maintenance: bool
+    maintenance_window_id: int | None
+    message: str
+
+
+def _definition(data: dict[str, Any]) -> dict[str, Any]:
+    """The definition fields of a payload, as the services take them."""
+    if data.get("probe") is not None:
+        data["probe"] = str(data["probe"])
+    return data
+
+
+def _check_filter(qs: QuerySet[Check], filters: CheckFilters) -> QuerySet[Check]:
+    given = {key: value for key, value in filters.dict().items() if value is not None}
+    if "customer_id" in given:
+        given["device__customer_id"] = given.pop("customer_id")
+    return qs.filter(**given)
+
+
+@router.get("/checks", response=list[CheckOut], tags=["checks"])
+@paginate(Cursor)
+def list_checks(request: HttpRequest, filters: Query[CheckFilters]):
+    require(request.user, "view", Check)
+    return _check_filter(selectors.check_list(user=request.user), filters)
+
+
+@router.get("/checks/{int:id}", response=CheckOut, tags=["checks"])
+def get_check(request: HttpRequest, id: int):
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "view", check)
+    return check
+
+
+@router.post("/checks", response={201: CheckOut}, tags=["checks"])
+def create_check(request: HttpRequest, payload: CheckIn):
+    """A check made by hand on one device (template checks come from /check-templates)."""
+    require(request.user, "add", Check)
+    data = _definition(payload.dict())
+    device = resolve_one(request.user, Device, data.pop("device_id"), "device_id")
+    return Status(201, services.check_create(actor=request.user, device=device, **data))
+
+
+@router.patch("/checks/{int:id}", response=CheckOut, tags=["checks"])
+def update_check(request: HttpRequest, id: int, payload: CheckDefinitionPatch):
+    """Changes a check. On a template's check a field set to another value than the
+    template's becomes the device's own (`overridden_fields`); set back, it follows the
+    template again."""
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "change", check)
+    data = _definition(payload.dict(exclude_unset=True))
+    return services.check_update(actor=request.user, check=check, **data)
+
+
+@router.delete("/checks/{int:id}", response={204: None}, tags=["checks"])
+def delete_check(request: HttpRequest, id: int):
+    """Deletes a hand-made check and its history; a template's check answers 409 (disable it
+    instead)."""
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "delete", check)
+    services.check_delete(actor=request.user, check=check)
+    return Status(204, None)
+
+
+@router.post("/checks/{int:id}/clear-overrides", response=CheckOut, tags=["checks"])
+def clear_check_overrides(request: HttpRequest, id: int, payload: ClearOverridesIn):
+    """Makes fields of a template's check follow the template again: those listed in
+    `fields`, or all overridden ones (send `{}`). A hand-made check answers 409."""
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "change", check)
+    fields = payload.fields
+    if fields is not None:
+        unknown = sorted(set(fields) - set(DEFINITION_FIELDS))
+        if unknown:
+            raise ValidationError(
+                {"fields": _("Not a field of a check: %(fields)s") % {"fields": ", ".join(unknown)}}
+            )
+    return services.check_override_clear(actor=request.user, check=check, fields=fields)
+
+
+@router.get("/checks/{int:id}/history", response=list[CheckStateChangeOut], tags=["checks"])
+@paginate(NewestFirst)
+def check_history(request: HttpRequest, id: int):
+    """The check's changes of state, newest first."""
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "view", check)
+    return selectors.check_history(check=check)
+
+
+# Problems (checks not OK) ---------------------------------------------------------------------
+
+
+class ProblemOut(CheckOut):
+    device_name: str
+    site_id: int | None
+
+    @staticmethod
+    def resolve_device_name(obj: Check) -> str:
+        return obj.device.name
+
+    @staticmethod
+    def resolve_site_id(obj: Check) -> int | None:
+        return obj.device.site_id
+
+
+class ProblemFilters(Schema):
+    customer_id: int | None = None
+    device_id: int | None = None
+    state: CheckState | None = None
+
+
+@router.get("/problems", response=list[ProblemOut], tags=["checks"])
+@paginate(Cursor)
+def list_problems(request: HttpRequest, filters: Query[ProblemFilters]):
+    """The enabled checks that are not OK (a check without any result yet is pending, not a
+    problem). Ordered by id for stable pages; `state=critical` gives the worst."""
+    require(request.user, "view", Check)
+    qs = selectors.problems_list(user=request.user)
+    given = {key: value for key, value in filters.dict().items() if value is not None}
+    if "customer_id" in given:
+        given["device__customer_id"] = given.pop("customer_id")
+    return qs.filter(**given)
+
+
+@router.get("/problems/{int:id}", response=ProblemOut, tags=["checks"])
+def get_problem(request: HttpRequest, id: int):
+    """A check while it is a problem; 404 once it is OK again (or was never seen)."""
+    problem = selectors.problems_list(user=request.user).filter(pk=id).first()
+    if problem is None:
+        raise Http404
+    require(request.user, "view", problem)
+    return problem
+
+
+# Check templates ------------------------------------------------------------------------------
+
+TEMPLATE_REFS = {"customer_id": ("customer", Customer), "site_id": ("site", Site)}
+
+
+class CheckTemplateOut(CheckDefinitionOut):
+    id: int
+    customer_id: int | None
+    site_id: int | None
+    device_kind: str
+    description: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CheckTemplateIn(CheckDefinitionIn):
+    customer_id: int | None = Field(None, description="Empty: every customer's devices")
+    site_id: int | None = Field(None, description="Empty: every site")
+    device_kind: Device.Kind | None = Field(None, description="Empty: every kind of device")
+    description: str = Field("", max_length=10000)
+
+
+class CheckTemplatePatch(CheckDefinitionPatch):
+    customer_id: int | None = None
+    site_id: int | None = None
+    device_kind: Device.Kind | None = None
+    description: str | None = Field(None, max_length=10000)
+
+
+class CheckTemplateFilters(Schema):
+    customer_id: int | None = None
+    site_id: int | None = None
+    device_kind: Device.Kind | None = None
+
+
+def _template_data(user, data: dict[str, Any]) -> dict[str, Any]:
+    data = resolve_refs(user, _definition(data), TEMPLATE_REFS)
+    if "device_kind" in data:
+        data["device_kind"] = str(data["device_kind"] or "")
+    return data
+
+
+@router.get("/check-templates", response=list[CheckTemplateOut], tags=["checks"])
+@paginate(Cursor)
+def list_check_templates(request: HttpRequest, filters: Query[CheckTemplateFilters]):
+    require(request.user, "view", CheckTemplate)
+    given = {key: value for key, value in filters.dict().items() if value is not None}
+    return selectors.check_template_list(user=request.user).filter(**given)
+
+
+@router.get("/check-templates/{int:id}", response=CheckTemplateOut, tags=["checks"])
+def get_check_template(request: HttpRequest, id: int):
+    template = selectors.check_template_get(user=request.user, pk=id)
+    require(request.user, "view", template)
+    return template
+
+
+@router.post("/check-templates", response={201: CheckTemplateOut}, tags=["checks"])
+def create_check_template(request: HttpRequest, payload: CheckTemplateIn):
+    """A template (policy): every device in its scope gets its check at once."""
+    require(request.user, "add", CheckTemplate)
+    data = _template_data(request.user, payload.dict())
+    return Status(201, services.check_template_create(actor=request.user, **data))
+
+
+@router.patch("/check-templates/{int:id}", response=CheckTemplateOut, tags=["checks"])
+def update_check_template(request: HttpRequest, id: int, payload: CheckTemplatePatch):
+    """Changes a template; its checks follow except for the fields a device overrides, devices
+    entering its scope get the check and those leaving it lose it."""
+    template = selectors.check_template_get(user=request.user, pk=id)
+    require(request.user, "change", template)
+    data = _template_data(request.user, payload.dict(exclude_unset=True))
+    return services.check_template_update(actor=request.user, template=template, **data)
+
+
+@router.delete("/check-templates/{int:id}", response={204: None}, tags=["checks"])
+def delete_check_template(request: HttpRequest, id: int):
+    """Deletes a template and the checks it gave devices."""
+    template = selectors.check_template_get(user=request.user, pk=id)
+    require(request.user, "delete", template)
+    services.check_template_delete(actor=request.user, template=template)
+    return Status(204, None)
+
+
+# Maintenance windows --------------------------------------------------------------------------
+
+WINDOW_REFS = {
+    "customer_id": ("customer", Customer),
+    "site_id": ("site", Site),
+    "device_id": ("device", Device),
+}
+
+
+class MaintenanceWindowOut(Schema):
+    id: int
+    customer_id: int
+    site_id: int | None
+    device_id: int | None
+    name: str
+    reason: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None
+    rrule: str
+    duration_minutes: int | None
+    time_zone: str
+    is_recurring: bool
+    created_by_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class MaintenanceWindowIn(InputSchema):
+    customer_id: int
+    site_id: int | None = Field(None, description="Only this site's devices")
+    device_id: int | None = Field(None, description="Only this device")
+    name: str = Field(min_length=1, max_length=200)
+    reason: str = Field("", max_length=10000)
+    starts_at: dt.datetime = Field(description="With its offset; a repeating window's first start")
+    ends_at: dt.datetime | None = Field(None, description="One-off windows only")
+    rrule: str = Field("", max_length=500, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SU")
+    duration_minutes: int | None = Field(None, ge=0, description="Each repeat's length")
+    time_zone: str = Field("Asia/Shanghai", max_length=64)
+
+
+class MaintenanceWindowPatch(InputSchema):
+    site_id: int | None = None
+    device_id: int | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    reason: str | None = Field(None, max_length=10000)
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    rrule: str | None = Field(None, max_length=500)
+    duration_minutes: int | None = Field(None, ge=0)
+    time_zone: str | None = Field(None, max_length=64)
+
+
+class MaintenanceWindowFilters(Schema):
+    customer_id: int | None = None
+    site_id: int | None = None
+    device_id: int | None = None
+    active_at: dt.datetime | None = Field(None, description="Only windows covering this instant")
+
+
+def _active_at(qs: QuerySet[MaintenanceWindow], at: dt.datetime) -> QuerySet[MaintenanceWindow]:
+    """Windows covering the instant: one-off ones filtered in the database, repeating ones
+    (few) by their rule."""
+    if timezone.is_naive(at):
+        raise ValidationError({"active_at": _("Give the time with its time zone.")})
+    started = qs.filter(starts_at__lte=at)
+    repeating = [
+        window.pk
+        for window in started.exclude(rrule="")
+        .select_related(None)
+        .only("pk", "starts_at", "ends_at", "rrule", "duration_minutes", "time_zone")
+        if window.covers(at)
+    ]
+    return started.filter(Q(rrule="", ends_at__gt=at) | Q(pk__in=repeating))
+
+
+@router.get("/maintenance-windows", response=list[MaintenanceWindowOut], tags=["checks"])
+@paginate(Cursor)
+def list_maintenance_windows(request: HttpRequest, filters: Query[MaintenanceWindowFilters]):
+    require(request.user, "view", MaintenanceWindow)
+    given = {key: value for key, value in filters.dict().items() if value is not None}
+    at = given.pop("active_at", None)
+    qs = selectors.maintenance_window_list(user=request.user).filter(**given)
+    return qs if at is None else _active_at(qs, at)
+
+
+@router.get("/maintenance-windows/{int:id}", response=MaintenanceWindowOut, tags=["checks"])
+def get_maintenance_window(request: HttpRequest, id: int):
+    window = selectors.maintenance_window_get(user=request.user, pk=id)
+    require(request.user, "view", window)
+    return window
+
+
+@router.post("/maintenance-windows", response={201: MaintenanceWindowOut}, tags=["checks"])
+def create_maintenance_window(request: HttpRequest, payload: MaintenanceWindowIn):
+    """A one-off window (`starts_at` to `ends_at`) or a repeating one (`rrule` and
+    `duration_minutes`, read in `time_zone`) for a customer, one of its sites or one device."""
+    require(request.user, "add", MaintenanceWindow)
+    data = resolve_refs(request.user, payload.dict(), WINDOW_REFS)
+    return Status(201, services.maintenance_window_create(actor=request.user, **data))
+
+
+@router.patch("/maintenance-windows/{int:id}", response=MaintenanceWindowOut, tags=["checks"])
+def update_maintenance_window(request: HttpRequest, id: int, payload: MaintenanceWindowPatch):
+    window = selectors.maintenance_window_get(user=request.user, pk=id)
+    require(request.user, "change", window)
+    data = resolve_refs(request.user, payload.dict(exclude_unset=True), WINDOW_REFS)
+    return services.maintenance_window_update(actor=request.user, window=window, **data)
+
+
+@router.delete("/maintenance-windows/{int:id}", response={204: None}, tags=["checks"])
+def delete_maintenance_window(request: HttpRequest, id: int):
+    window = selectors.maintenance_window_get(user=request.user, pk=id)
+    require(request.user, "delete", window)
+    services.maintenance_window_delete(actor=request.user, window=window)
+    return Status(204, None)
