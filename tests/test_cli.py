@@ -369,3 +369,18 @@ def test_poller_refuses_a_shard_that_is_not_i_of_n(migrated, shard):
     result = onestop(migrated, "poller", "--shard", shard)
     assert result.returncode == 2
     assert "i/N" in result.stderr
+
+
+def test_poller_receives_traps_where_told_and_refuses_a_taken_port(migrated, spawn):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = onestop(migrated, "poller", "--traps", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert f"cannot receive SNMP traps on 127.0.0.1:{port}" in result.stderr
+
+    process, log = spawn(migrated, "poller", "--traps", f"127.0.0.1:{port}")
+    assert _wait_for(lambda: "poller started" in log.read_text(), 30, process), log.read_text()
+    assert f"receiving SNMP traps on 127.0.0.1:{port}" in log.read_text()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=TIMEOUT) == 0, log.read_text()

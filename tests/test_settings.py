@@ -83,6 +83,8 @@ def test_dotenv_file_is_read(environ, tmp_path):
         ("ONESTOP_SMTP_URL", "http://mail.example.cn"),
         ("ONESTOP_SMTP_URL", "smtp://mail.example.cn:port"),
         ("ONESTOP_MAIL_FROM", "nobody"),
+        ("ONESTOP_SNMP_TRAP_LISTEN", "162"),
+        ("ONESTOP_SNMP_TRAP_LISTEN", "0.0.0.0:70000"),
     ],
 )
 def test_bad_setting_is_named(environ, name, value):

@@ -369,10 +369,18 @@ def _shard(value: str) -> tuple[int, int]:
 
 def cmd_poller(args: argparse.Namespace) -> int:
     _start_django()
+    from django.conf import settings
+
     from onestop.monitoring.poller_process import poller_run
 
     shard, shards = args.shard
-    poller_run(shard=shard, shards=shards, concurrency=args.concurrency)
+    trap_listen = settings.ONESTOP_SNMP_TRAP_LISTEN if args.traps is None else args.traps
+    try:
+        poller_run(
+            shard=shard, shards=shards, concurrency=args.concurrency, trap_listen=trap_listen
+        )
+    except (OSError, ValueError) as exc:
+        raise Failure(f"cannot receive SNMP traps on {trap_listen}: {exc}") from None
     return 0
 
 
@@ -614,6 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     poller.add_argument(
         "--concurrency", type=_positive, default=256, help="probes at a time (default 256)"
+    )
+    poller.add_argument(
+        "--traps",
+        metavar="HOST:PORT",
+        help="receive SNMP traps there (default ONESTOP_SNMP_TRAP_LISTEN; '' for none)",
     )
     poller.set_defaults(handler=cmd_poller)
 

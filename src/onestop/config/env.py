@@ -93,6 +93,8 @@ class Config:
     # Outgoing mail: None writes each message to data_dir/outbox instead (nothing is lost).
     smtp: SmtpConfig | None = None
     mail_from: str = "OneStop <onestop@localhost>"
+    # Where the poller receives SNMP traps ("host:port"); empty: it receives none.
+    snmp_trap_listen: str = ""
 
     @property
     def public_url_is_https(self) -> bool:
@@ -274,7 +276,17 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
         login_lockout_minutes=_int("ONESTOP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60),
         smtp=_smtp(os.environ.get("ONESTOP_SMTP_URL", "").strip()),
         mail_from=_mail_from(os.environ.get("ONESTOP_MAIL_FROM", "").strip()),
+        snmp_trap_listen=_listen(os.environ.get("ONESTOP_SNMP_TRAP_LISTEN", "").strip()),
     )
+
+
+def _listen(raw: str) -> str:
+    if not raw:
+        return ""
+    host, colon, port = raw.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingError("ONESTOP_SNMP_TRAP_LISTEN", "must be host:port, e.g. 0.0.0.0:162")
+    return raw
 
 
 def _mail_from(raw: str) -> str:

@@ -7,19 +7,22 @@ the poller within that time; results are stored in batches every second from a w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from django.db import close_old_connections, connections
 
 from onestop.monitoring import selectors, services
 from onestop.monitoring.poller import Outcome, Poller, ProbeDispatcher, Target
+from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
 
 log = logging.getLogger("onestop.poller")
 STATS_EVERY = 60.0
+TRAP_RELOAD_EVERY = 30.0
 
 
 def load_targets(shard: int, shards: int) -> list[Target]:
@@ -45,9 +48,49 @@ def database_thread() -> Iterator[ThreadPoolExecutor]:
         executor.shutdown()
 
 
-def poller_run(*, shard: int = 0, shards: int = 1, concurrency: int = 256) -> None:
+def load_trap_communities() -> dict[int, str]:
+    close_old_connections()
+    return selectors.trap_communities()
+
+
+def store_traps(traps: list[ReceivedTrap]) -> None:
+    close_old_connections()
+    services.snmp_traps_record(traps=traps)
+
+
+async def traps_receive(
+    *, receiver: TrapReceiver, received: list[ReceivedTrap], executor: Executor, stop: asyncio.Event
+) -> None:
+    """Stores what the receiver collects every second and reloads the communities it accepts
+    every 30 s, until `stop`; traps that could not be stored are kept for the next try."""
+    loop = asyncio.get_running_loop()
+    next_reload = 0.0
+    while True:
+        if loop.time() >= next_reload:
+            try:
+                communities = await loop.run_in_executor(executor, load_trap_communities)
+                receiver.communities_set(communities)
+            except Exception:
+                log.exception("loading the SNMP trap communities failed; keeping the old ones")
+            next_reload = loop.time() + TRAP_RELOAD_EVERY
+        if received:
+            batch = received[:]
+            try:
+                await loop.run_in_executor(executor, store_traps, batch)
+                del received[: len(batch)]
+            except Exception:
+                log.exception("storing %d SNMP traps failed; retrying", len(batch))
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def poller_run(
+    *, shard: int = 0, shards: int = 1, concurrency: int = 256, trap_listen: str = ""
+) -> None:
     """Polls this shard's checks until SIGTERM or SIGINT, then finishes the probes running
-    and stores their results."""
+    and stores their results; with `trap_listen` ("host:port") also receives SNMP traps."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -78,14 +121,32 @@ def poller_run(*, shard: int = 0, shards: int = 1, concurrency: int = 256) -> No
                     dict(stats.by_status),
                 )
 
+        tasks = [asyncio.create_task(report())]
+        receiver = None
+        if trap_listen:
+            host, port = parse_listen(trap_listen)
+            received: list[ReceivedTrap] = []
+            receiver = TrapReceiver(host=host, port=port, on_trap=received.append)
+            receiver.open()  # a port that cannot be bound stops the poller with the reason
+            tasks.append(
+                asyncio.create_task(
+                    traps_receive(
+                        receiver=receiver, received=received, executor=executor, stop=stop
+                    )
+                )
+            )
+            log.info("receiving SNMP traps on %s:%d", host, receiver.port)
         log.info(
             "poller started: shard %d of %d, %d probes at a time", shard + 1, shards, concurrency
         )
-        reporter = asyncio.create_task(report())
         try:
             await poller.run(stop)
+            if receiver is not None:
+                await tasks[1]  # stores what arrived before the stop
         finally:
-            reporter.cancel()
+            tasks[0].cancel()
+            if receiver is not None:
+                receiver.close()
             await dispatcher.close()
         log.info("poller stopped after %d checks", poller.stats.runs)
 

@@ -204,3 +204,11 @@ def poller_targets(*, shard: int = 0, shards: int = 1) -> list[Target]:
             )
         )
     return targets
+
+
+def trap_communities() -> dict[int, str]:
+    """The v2c communities the trap receiver accepts: those of every stored credential."""
+    return {
+        credential.pk: crypto.decrypt(credential.community_encrypted)
+        for credential in SnmpCredential.objects.filter(version=SnmpCredential.Version.V2C)
+    }

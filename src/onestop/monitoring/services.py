@@ -40,8 +40,10 @@ from onestop.monitoring.models import (
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
+    SnmpTrap,
 )
 from onestop.monitoring.poller import Outcome
+from onestop.monitoring.traps import ReceivedTrap
 
 TOKEN_PREFIX = "et_"  # noqa: S105 - the visible start of a token, not a secret
 TOKEN_DAYS_DEFAULT = 7
@@ -1123,3 +1125,51 @@ def device_events_apply_templates(*, limit: int = 1000) -> int:
         cursor.last_event_id = events[-1].pk
         cursor.save(update_fields=["last_event_id", "updated_at"])
     return len(device_ids)
+
+
+# SNMP traps ------------------------------------------------------------------------------------
+
+
+def _trap_device(trap: ReceivedTrap, customers: dict[int, int | None]) -> Device | None:
+    """The one device at the trap's address among the customers its community belongs to
+    (any customer for provider-wide credentials); none when that is not exactly one."""
+    owners = {customers[cid] for cid in trap.credential_ids if cid in customers}
+    devices = Device.objects.filter(ip_address=trap.source)
+    if None not in owners:
+        devices = devices.filter(customer_id__in=owners)
+    found = list(devices[:2])
+    return found[0] if len(found) == 1 else None
+
+
+@transaction.atomic
+def snmp_traps_record(*, traps: list[ReceivedTrap]) -> list[SnmpTrap]:
+    """Stores received notifications on the devices they came from, each published as the
+    domain event `snmp.trap` (what alerting consumes). A trap from an address that matches no
+    single device is kept without one, so nothing received is lost."""
+    ids = {cid for trap in traps for cid in trap.credential_ids}
+    customers = dict(SnmpCredential.objects.filter(pk__in=ids).values_list("id", "customer_id"))
+    stored = []
+    for trap in traps:
+        device = _trap_device(trap, customers)
+        row = SnmpTrap.objects.create(
+            device=device,
+            source=trap.source,
+            version=trap.version,
+            trap_oid=trap.trap_oid[:200],
+            uptime_s=trap.uptime_s,
+            variables=trap.variables,
+            received_at=dt.datetime.fromtimestamp(trap.received_at, tz=dt.UTC),
+        )
+        DomainEvent.objects.create(
+            name="snmp.trap",
+            object_type="monitoring.snmptrap",
+            object_id=str(row.pk),
+            customer_id=device.customer_id if device else None,
+            payload={
+                "device_id": device.pk if device else None,
+                "source": trap.source,
+                "trap_oid": row.trap_oid,
+            },
+        )
+        stored.append(row)
+    return stored

@@ -1,0 +1,164 @@
+"""SNMP traps: the receiver accepts the stored communities only, the poller's loop stores what
+arrives on the device it came from, published for alerting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    Integer,
+    NotificationType,
+    ObjectIdentity,
+    OctetString,
+    SnmpEngine,
+    UdpTransportTarget,
+    send_notification,
+)
+
+from onestop.assets import services as asset_services
+from onestop.core.models import DomainEvent
+from onestop.monitoring import poller_process, services
+from onestop.monitoring.models import SnmpTrap
+from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
+
+LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
+
+
+async def _send(port: int, community: str, if_name: str = "GigabitEthernet0/2") -> None:
+    sender = SnmpEngine()
+    try:
+        error, *_rest = await send_notification(
+            sender,
+            CommunityData(community, mpModel=1),  # noqa: S508 - what devices send
+            await UdpTransportTarget.create(("127.0.0.1", port)),
+            ContextData(),
+            "trap",
+            NotificationType(ObjectIdentity(LINK_DOWN)).add_varbinds(
+                ("1.3.6.1.2.1.2.2.1.1.2", Integer(2)),
+                ("1.3.6.1.2.1.2.2.1.2.2", OctetString(if_name)),
+            ),
+        )
+        assert error is None, error
+    finally:
+        sender.close_dispatcher()
+
+
+def test_the_receiver_takes_known_communities_and_drops_the_rest():
+    async def run():
+        received: list[ReceivedTrap] = []
+        receiver = TrapReceiver(host="127.0.0.1", port=0, on_trap=received.append)
+        receiver.open()
+        receiver.communities_set({7: "s3cret-a", 8: "s3cret-a", 9: "s3cret-b"})
+        try:
+            await _send(receiver.port, "s3cret-a")
+            await _send(receiver.port, "guessed")
+            await _send(receiver.port, "s3cret-b", if_name="Gi0/9")
+            receiver.communities_set({9: "s3cret-b"})  # credentials 7 and 8 were deleted
+            await _send(receiver.port, "s3cret-a")
+            await asyncio.sleep(0.3)
+        finally:
+            receiver.close()
+        return received
+
+    received = asyncio.run(run())
+    assert [trap.credential_ids for trap in received] == [(7, 8), (9,)]
+    first = received[0]
+    assert (first.source, first.version, first.trap_oid) == ("127.0.0.1", "2c", LINK_DOWN)
+    assert first.variables["1.3.6.1.2.1.2.2.1.2.2"] == "GigabitEthernet0/2"
+    assert received[1].variables["1.3.6.1.2.1.2.2.1.2.2"] == "Gi0/9"
+
+
+def test_a_taken_port_fails_at_once_with_the_reason():
+    async def run():
+        first = TrapReceiver(host="127.0.0.1", port=0, on_trap=lambda trap: None)
+        first.open()
+        try:
+            second = TrapReceiver(host="127.0.0.1", port=first.port, on_trap=lambda trap: None)
+            with pytest.raises(OSError, match="in use"):
+                second.open()
+        finally:
+            first.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("value", ["162", ":162", "0.0.0.0:", "0.0.0.0:99999", "host:port"])
+def test_a_listen_address_must_be_host_and_port(value):
+    with pytest.raises(ValueError):
+        parse_listen(value)
+
+
+@pytest.mark.django_db
+def test_traps_go_to_the_one_device_of_the_communitys_customer(world):
+    mine = services.snmp_credential_create(
+        actor=None, customer=world.customer_a, name="A", version="2c", community="a-comm"
+    )
+    everyone = services.snmp_credential_create(
+        actor=None, name="Default", version="2c", community="public"
+    )
+    switch_a = asset_services.device_create(
+        actor=None, customer=world.customer_a, name="SW-A", kind="switch", ip_address="10.1.1.2"
+    )
+    # Customer B uses the same private address range.
+    asset_services.device_create(
+        actor=None, customer=world.customer_b, name="SW-B", kind="switch", ip_address="10.1.1.2"
+    )
+
+    def trap(credential_ids):
+        return ReceivedTrap(
+            source="10.1.1.2",
+            version="2c",
+            credential_ids=credential_ids,
+            trap_oid=LINK_DOWN,
+            uptime_s=12.5,
+            variables={"1.3.6.1.2.1.2.2.1.1.2": "2"},
+        )
+
+    ours, ambiguous, unknown = services.snmp_traps_record(
+        traps=[trap((mine.pk,)), trap((everyone.pk,)), trap(())]
+    )
+    assert ours.device == switch_a
+    assert ambiguous.device is None and unknown.device is None  # kept, on no device
+    event = DomainEvent.objects.get(name="snmp.trap", object_id=str(ours.pk))
+    assert event.customer_id == world.customer_a.pk
+    assert event.payload["device_id"] == switch_a.pk and event.payload["trap_oid"] == LINK_DOWN
+    assert SnmpTrap.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_poller_stores_traps_it_receives(world):
+    services.snmp_credential_create(
+        actor=None, customer=world.customer_a, name="A", version="2c", community="a-comm"
+    )
+    switch = asset_services.device_create(
+        actor=None, customer=world.customer_a, name="SW-LO", kind="switch", ip_address="127.0.0.1"
+    )
+
+    async def run(executor):
+        stop = asyncio.Event()
+        received: list[ReceivedTrap] = []
+        receiver = TrapReceiver(host="127.0.0.1", port=0, on_trap=received.append)
+        receiver.open()
+        task = asyncio.create_task(
+            poller_process.traps_receive(
+                receiver=receiver, received=received, executor=executor, stop=stop
+            )
+        )
+        for _ in range(50):  # until the communities are loaded
+            if receiver._communities:
+                break
+            await asyncio.sleep(0.1)
+        await _send(receiver.port, "a-comm")
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task  # stores what arrived before returning
+        receiver.close()
+
+    with poller_process.database_thread() as executor:
+        asyncio.run(run(executor))
+    stored = SnmpTrap.objects.get()
+    assert stored.device == switch and stored.trap_oid == LINK_DOWN
+    assert stored.variables["1.3.6.1.2.1.2.2.1.2.2"] == "GigabitEthernet0/2"
