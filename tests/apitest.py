@@ -21,6 +21,8 @@ from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
 from onestop.monitoring import services as monitoring_services
+from onestop.monitoring.models import Check, SnmpTrap
+from onestop.monitoring.traps import ReceivedTrap
 from onestop.notify import services as notify_services
 from onestop.notify.models import Delivery, Rule
 from onestop.servicedesk import services as ticket_services
@@ -853,6 +855,90 @@ RESOURCES += [
             ("active_at", _now_param),
         ],
         refused_writer="portal_admin_a",
+    ),
+]
+
+
+def _make_snmp_credential(world, customer):
+    return monitoring_services.snmp_credential_create(
+        actor=None,
+        customer=customer,
+        name=f"{customer.short_code} 交换机 {next(_n)}",
+        version="2c",
+        community=f"c-{next(_n)}",
+    )
+
+
+def _make_poller_target(world, customer):
+    return monitoring_services.check_create(
+        actor=None,
+        device=_make_device(world, customer),
+        name="Web",
+        kind="poller",
+        probe="http",
+        mode="availability",
+        params={"url": "https://portal.example.cn/health"},
+    )
+
+
+def _make_snmp_trap(world, customer):
+    device = asset_services.device_create(
+        actor=None,
+        customer=customer,
+        name=f"{customer.short_code} 交换机 {next(_n)}",
+        kind="switch",
+        ip_address=f"10.{next(_n) % 250}.{next(_n) % 250}.2",
+    )
+    credential = _make_snmp_credential(world, customer)
+    trap = ReceivedTrap(
+        source=str(device.ip_address),
+        version="2c",
+        credential_ids=(credential.pk,),
+        trap_oid="1.3.6.1.6.3.1.1.5.3",
+        uptime_s=10.0,
+        variables={"1.3.6.1.2.1.2.2.1.1.2": "2"},
+    )
+    return monitoring_services.snmp_traps_record(traps=[trap])[0]
+
+
+RESOURCES += [
+    Resource(
+        name="snmp-credentials",
+        path="/api/v1/snmp-credentials",
+        label="monitoring.snmpcredential",
+        make=_make_snmp_credential,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "name": "核心交换机",
+            "version": "3",
+            "user": "onestop",
+            "auth_protocol": "SHA256",
+            "auth_key": "auth-pass-123",
+            "priv_protocol": "AES128",
+            "priv_key": "priv-pass-456",
+        },
+        patch={"name": "核心交换机 (新)"},
+        patch_check=lambda obj: obj.name == "核心交换机 (新)",
+        filters=[("customer_id", lambda w: w.customer_a.pk)],
+        refused_writer="engineer",
+    ),
+    Resource(
+        name="poller-targets",
+        path="/api/v1/poller/targets",
+        label="monitoring.check",
+        make=_make_poller_target,
+        filters=[("device_id", lambda w: Check.objects.order_by("id").first().device_id)],
+        refused_writer=None,
+        deletable=False,
+    ),
+    Resource(
+        name="snmp-traps",
+        path="/api/v1/snmp-traps",
+        label="monitoring.snmptrap",
+        make=_make_snmp_trap,
+        filters=[("device_id", lambda w: SnmpTrap.objects.order_by("id").first().device_id)],
+        refused_writer=None,
+        deletable=False,
     ),
 ]
 

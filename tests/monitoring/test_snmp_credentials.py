@@ -3,6 +3,8 @@ checks, bound to their customer, audited without their secrets, protected while 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
@@ -14,6 +16,7 @@ from onestop.core.models import AuditEvent
 from onestop.core.scoping import restrict
 from onestop.monitoring import selectors, services
 from onestop.monitoring.models import SnmpCredential
+from tests.apitest import api_client, call
 
 pytestmark = pytest.mark.django_db
 
@@ -185,3 +188,44 @@ def test_only_staff_of_the_customer_see_its_credentials(world):
     assert names(world.admin) == ["B's switches", "Core switches", "Default"]
     assert names(world.engineer) == ["Core switches", "Default"]  # serves customer A only
     assert names(world.portal_admin_a) == []
+
+
+def test_the_api_never_shows_a_secret_and_checks_name_their_credentials(world):
+    client = api_client(world.admin)
+    created = call(
+        client,
+        "post",
+        "/api/v1/snmp-credentials",
+        {"customer_id": world.customer_a.pk, "name": "Lab", "version": "2c", "community": "c0mm"},
+    )
+    assert created.status_code == 201, created.body
+    assert created.body["has_community"] is True
+    assert "c0mm" not in json.dumps(created.body) and "community" not in created.body
+
+    switch = _switch(world)
+    check = call(
+        client,
+        "post",
+        "/api/v1/checks",
+        {
+            "device_id": switch.pk,
+            "name": "Uptime",
+            "kind": "poller",
+            "probe": "snmp_uptime",
+            "mode": "availability",
+            "snmp_credential_id": created.body["id"],
+        },
+    )
+    assert check.status_code == 201, check.body
+    assert check.body["snmp_credential_id"] == created.body["id"]
+
+    others = _v3(world, customer=world.customer_b, name="B")
+    engineer = api_client(world.engineer)  # serves customer A only
+    refused = call(
+        engineer,
+        "patch",
+        f"/api/v1/checks/{check.body['id']}",
+        {"snmp_credential_id": others.pk},
+    )
+    assert refused.status_code == 422
+    assert SnmpCredential.objects.get(pk=created.body["id"]).name == "Lab"

@@ -163,6 +163,7 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "change": frozenset({ADMIN, MANAGER}),
         "delete": frozenset({ADMIN, MANAGER}),
     },
+    "snmptrap": {"view": STAFF},
     "maintenancewindow": {
         "view": STAFF | {CUSTOMER_ADMIN},
         "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),

@@ -30,6 +30,8 @@ from onestop.monitoring.models import (
     CheckTemplate,
     EnrollmentToken,
     MaintenanceWindow,
+    SnmpCredential,
+    SnmpTrap,
 )
 
 router = Router()
@@ -224,6 +226,7 @@ class CheckDefinitionOut(Schema):
     hysteresis: float
     consecutive: int
     enabled: bool
+    snmp_credential_id: int | None
 
 
 class CheckOut(CheckDefinitionOut):
@@ -261,6 +264,7 @@ class CheckDefinitionIn(InputSchema):
     hysteresis: float = 0
     consecutive: int = Field(1, ge=0, le=1000)
     enabled: bool = True
+    snmp_credential_id: int | None = Field(None, description="SNMP probes: the credentials")
 
 
 class CheckDefinitionPatch(InputSchema):
@@ -281,6 +285,7 @@ class CheckDefinitionPatch(InputSchema):
     hysteresis: float | None = None
     consecutive: int | None = Field(None, ge=0, le=1000)
     enabled: bool | None = None
+    snmp_credential_id: int | None = None
 
 
 class CheckIn(CheckDefinitionIn):
@@ -314,11 +319,11 @@ class CheckStateChangeOut(Schema):
     message: str
 
 
-def _definition(data: dict[str, Any]) -> dict[str, Any]:
+def _definition(user, data: dict[str, Any]) -> dict[str, Any]:
     """The definition fields of a payload, as the services take them."""
     if data.get("probe") is not None:
         data["probe"] = str(data["probe"])
-    return data
+    return resolve_refs(user, data, {"snmp_credential_id": ("snmp_credential", SnmpCredential)})
 
 
 def _check_filter(qs: QuerySet[Check], filters: CheckFilters) -> QuerySet[Check]:
@@ -346,7 +351,7 @@ def get_check(request: HttpRequest, id: int):
 def create_check(request: HttpRequest, payload: CheckIn):
     """A check made by hand on one device (template checks come from /check-templates)."""
     require(request.user, "add", Check)
-    data = _definition(payload.dict())
+    data = _definition(request.user, payload.dict())
     device = resolve_one(request.user, Device, data.pop("device_id"), "device_id")
     return Status(201, services.check_create(actor=request.user, device=device, **data))
 
@@ -358,7 +363,7 @@ def update_check(request: HttpRequest, id: int, payload: CheckDefinitionPatch):
     template again."""
     check = selectors.check_get(user=request.user, pk=id)
     require(request.user, "change", check)
-    data = _definition(payload.dict(exclude_unset=True))
+    data = _definition(request.user, payload.dict(exclude_unset=True))
     return services.check_update(actor=request.user, check=check, **data)
 
 
@@ -478,7 +483,7 @@ class CheckTemplateFilters(Schema):
 
 
 def _template_data(user, data: dict[str, Any]) -> dict[str, Any]:
-    data = resolve_refs(user, _definition(data), TEMPLATE_REFS)
+    data = resolve_refs(user, _definition(user, data), TEMPLATE_REFS)
     if "device_kind" in data:
         data["device_kind"] = str(data["device_kind"] or "")
     return data
@@ -641,3 +646,167 @@ def delete_maintenance_window(request: HttpRequest, id: int):
     require(request.user, "delete", window)
     services.maintenance_window_delete(actor=request.user, window=window)
     return Status(204, None)
+
+
+# SNMP credentials ------------------------------------------------------------------------------
+
+
+class SnmpCredentialOut(Schema):
+    id: int
+    customer_id: int | None
+    name: str
+    version: str
+    user: str
+    auth_protocol: str
+    priv_protocol: str
+    context: str
+    has_community: bool = Field(description="The community itself is never shown")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_has_community(obj: SnmpCredential) -> bool:
+        return bool(obj.community_encrypted)
+
+
+class SnmpCredentialIn(InputSchema):
+    customer_id: int | None = Field(None, description="Empty: usable for every customer")
+    name: str = NameField
+    version: SnmpCredential.Version = SnmpCredential.Version.V2C
+    community: str = Field("", max_length=200, description="v2c; stored encrypted")
+    user: str = Field("", max_length=100)
+    auth_protocol: SnmpCredential.Auth = SnmpCredential.Auth.NONE
+    auth_key: str = Field("", max_length=200, description="v3; stored encrypted")
+    priv_protocol: SnmpCredential.Privacy = SnmpCredential.Privacy.NONE
+    priv_key: str = Field("", max_length=200, description="v3; stored encrypted")
+    context: str = Field("", max_length=100)
+
+
+class SnmpCredentialPatch(InputSchema):
+    customer_id: int | None = None
+    name: str | None = Field(None, min_length=1, max_length=100)
+    version: SnmpCredential.Version | None = None
+    community: str | None = Field(None, max_length=200, description="Left out: unchanged")
+    user: str | None = Field(None, max_length=100)
+    auth_protocol: SnmpCredential.Auth | None = None
+    auth_key: str | None = Field(None, max_length=200, description="Left out: unchanged")
+    priv_protocol: SnmpCredential.Privacy | None = None
+    priv_key: str | None = Field(None, max_length=200, description="Left out: unchanged")
+    context: str | None = Field(None, max_length=100)
+
+
+def _credential_data(user, data: dict[str, Any]) -> dict[str, Any]:
+    for key in ("version", "auth_protocol", "priv_protocol"):
+        if data.get(key) is not None:
+            data[key] = str(data[key])
+    return resolve_refs(user, data, {"customer_id": ("customer", Customer)})
+
+
+@router.get("/snmp-credentials", response=list[SnmpCredentialOut], tags=["poller"])
+@paginate(Cursor)
+def list_snmp_credentials(request: HttpRequest, customer_id: int | None = None):
+    require(request.user, "view", SnmpCredential)
+    qs = selectors.snmp_credential_list(user=request.user)
+    return qs if customer_id is None else qs.filter(customer_id=customer_id)
+
+
+@router.get("/snmp-credentials/{int:id}", response=SnmpCredentialOut, tags=["poller"])
+def get_snmp_credential(request: HttpRequest, id: int):
+    credential = selectors.snmp_credential_get(user=request.user, pk=id)
+    require(request.user, "view", credential)
+    return credential
+
+
+@router.post("/snmp-credentials", response={201: SnmpCredentialOut}, tags=["poller"])
+def create_snmp_credential(request: HttpRequest, payload: SnmpCredentialIn):
+    """Credentials for SNMP checks and discovery; the community and keys are write-only."""
+    require(request.user, "add", SnmpCredential)
+    data = _credential_data(request.user, payload.dict())
+    return Status(201, services.snmp_credential_create(actor=request.user, **data))
+
+
+@router.patch("/snmp-credentials/{int:id}", response=SnmpCredentialOut, tags=["poller"])
+def update_snmp_credential(request: HttpRequest, id: int, payload: SnmpCredentialPatch):
+    credential = selectors.snmp_credential_get(user=request.user, pk=id)
+    require(request.user, "change", credential)
+    data = _credential_data(request.user, payload.dict(exclude_unset=True))
+    return services.snmp_credential_update(actor=request.user, credential=credential, **data)
+
+
+@router.delete("/snmp-credentials/{int:id}", response={204: None}, tags=["poller"])
+def delete_snmp_credential(request: HttpRequest, id: int):
+    """Deletes credentials that no check or template uses (409 otherwise)."""
+    credential = selectors.snmp_credential_get(user=request.user, pk=id)
+    require(request.user, "delete", credential)
+    services.snmp_credential_delete(actor=request.user, credential=credential)
+    return Status(204, None)
+
+
+# What the poller polls, and what it received ---------------------------------------------------
+
+
+class PollerTargetOut(Schema):
+    id: int = Field(description="The check's id")
+    device_id: int
+    probe: str
+    address: str = Field(description="The host, URL or DNS server the probe goes to")
+    interval: int
+    timeout: int
+    state: str
+    last_checked_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_address(obj: Check) -> str:
+        params = obj.params or {}
+        return str(
+            params.get("url")
+            or params.get("host")
+            or params.get("server")
+            or obj.device.ip_address
+            or obj.device.hostname
+        )
+
+
+@router.get("/poller/targets", response=list[PollerTargetOut], tags=["poller"])
+@paginate(Cursor)
+def list_poller_targets(request: HttpRequest, device_id: int | None = None):
+    """The enabled poller checks the user may see, as the poller runs them."""
+    require(request.user, "view", Check)
+    qs = selectors.check_list(user=request.user).filter(enabled=True, kind=Check.Kind.POLLER)
+    return qs if device_id is None else qs.filter(device_id=device_id)
+
+
+@router.get("/poller/targets/{int:id}", response=PollerTargetOut, tags=["poller"])
+def get_poller_target(request: HttpRequest, id: int):
+    check = selectors.check_get(user=request.user, pk=id)
+    require(request.user, "view", check)
+    if not check.enabled or check.kind != Check.Kind.POLLER:
+        raise Http404
+    return check
+
+
+class SnmpTrapOut(Schema):
+    id: int
+    device_id: int | None
+    source: str
+    version: str
+    trap_oid: str
+    uptime_s: float | None
+    variables: dict[str, str]
+    received_at: dt.datetime
+
+
+@router.get("/snmp-traps", response=list[SnmpTrapOut], tags=["poller"])
+@paginate(NewestFirst)
+def list_snmp_traps(request: HttpRequest, device_id: int | None = None):
+    """Received SNMP notifications, newest first."""
+    require(request.user, "view", SnmpTrap)
+    qs = selectors.snmp_trap_list(user=request.user)
+    return qs if device_id is None else qs.filter(device_id=device_id)
+
+
+@router.get("/snmp-traps/{int:id}", response=SnmpTrapOut, tags=["poller"])
+def get_snmp_trap(request: HttpRequest, id: int):
+    trap = selectors.snmp_trap_get(user=request.user, pk=id)
+    require(request.user, "view", trap)
+    return trap

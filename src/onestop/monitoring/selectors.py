@@ -21,6 +21,7 @@ from onestop.monitoring.models import (
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
+    SnmpTrap,
 )
 from onestop.monitoring.poller import Target, shard_owns
 from onestop.monitoring.probes.snmp import SnmpCredentials
@@ -212,3 +213,19 @@ def trap_communities() -> dict[int, str]:
         credential.pk: crypto.decrypt(credential.community_encrypted)
         for credential in SnmpCredential.objects.filter(version=SnmpCredential.Version.V2C)
     }
+
+
+def snmp_credential_list(*, user: User) -> QuerySet[SnmpCredential]:
+    return restrict(SnmpCredential.objects.all(), user)
+
+
+def snmp_credential_get(*, user: User, pk: Any) -> SnmpCredential:
+    return get_visible(SnmpCredential.objects.all(), user, pk)
+
+
+def snmp_trap_list(*, user: User) -> QuerySet[SnmpTrap]:
+    return restrict(SnmpTrap.objects.all(), user)
+
+
+def snmp_trap_get(*, user: User, pk: Any) -> SnmpTrap:
+    return get_visible(SnmpTrap.objects.all(), user, pk)
