@@ -88,6 +88,7 @@ def test_checks_change_state_from_real_probes_and_readings_reach_the_store(
         name="Web",
         kind="poller",
         probe="http",
+        timeout=10,
         mode="availability",
         params={"url": f"http://127.0.0.1:{web_server}/health", "body_match": "healthy"},
     )
@@ -97,6 +98,7 @@ def test_checks_change_state_from_real_probes_and_readings_reach_the_store(
         name="Status page",
         kind="poller",
         probe="http",
+        timeout=10,
         mode="availability",
         params={"url": f"http://127.0.0.1:{web_server}/status", "body_match": "healthy"},
     )
@@ -116,6 +118,7 @@ def test_checks_change_state_from_real_probes_and_readings_reach_the_store(
         name="Latency",
         kind="poller",
         probe="http",
+        timeout=10,
         metric="http.latency_ms",
         warning=0.0001,
         critical=60_000,
@@ -200,6 +203,7 @@ def test_the_poller_loop_stores_through_its_worker_thread(world, web_server):
         name="Web",
         kind="poller",
         probe="http",
+        timeout=10,
         mode="availability",
         params={"url": f"http://127.0.0.1:{web_server}/health"},
         interval=10,
