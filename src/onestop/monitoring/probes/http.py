@@ -44,7 +44,10 @@ def make_client(*, max_connections: int = 500, verify: bool = False) -> httpx.As
 
     verify=False: certificate validity is judged by the separate TLS check, so the request
     measures the site alone. trust_env=False: a proxy from the environment would measure the
-    proxy, not the target. Keep-alive is short so a check mostly sees a fresh connection.
+    proxy, not the target. No keep-alive: every check measures a fresh connection, as a
+    customer's browser would see the site, and httpx's pool stays small (with many idle
+    connections kept, its bookkeeping made each request cost more CPU as checks grew:
+    bench/poller.py).
     """
     return httpx.AsyncClient(
         verify=verify,
@@ -53,8 +56,7 @@ def make_client(*, max_connections: int = 500, verify: bool = False) -> httpx.As
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=max_connections // 5,
-            keepalive_expiry=5.0,
+            max_keepalive_connections=0,
         ),
     )
 
