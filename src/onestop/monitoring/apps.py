@@ -11,6 +11,7 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from onestop.assets.models import Device
         from onestop.core import navigation
+        from onestop.monitoring.models import Check
 
         # The device pages live here: a device's page is mostly what monitoring knows of it
         # (agent status, live charts), and the asset register does not import monitoring.
@@ -18,3 +19,13 @@ class MonitoringConfig(AppConfig):
             key="device", label=_("Devices"), url_name="device_list", model=Device, order=70
         )
         navigation.register_detail(object_type="assets.device", url_name="device_detail")
+        # One entry for what needs attention; check templates, maintenance windows and SNMP
+        # credentials are tabs on its page (their URL names start with "monitoring_" too).
+        navigation.register(
+            key="monitoring",
+            label=_("Problems"),
+            url_name="monitoring_problem_list",
+            model=Check,
+            order=75,
+        )
+        navigation.register_detail(object_type="monitoring.check", url_name="device_check_detail")

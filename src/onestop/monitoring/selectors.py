@@ -216,11 +216,11 @@ def trap_communities() -> dict[int, str]:
 
 
 def snmp_credential_list(*, user: User) -> QuerySet[SnmpCredential]:
-    return restrict(SnmpCredential.objects.all(), user)
+    return restrict(SnmpCredential.objects.select_related("customer"), user)
 
 
 def snmp_credential_get(*, user: User, pk: Any) -> SnmpCredential:
-    return get_visible(SnmpCredential.objects.all(), user, pk)
+    return get_visible(SnmpCredential.objects.select_related("customer"), user, pk)
 
 
 def snmp_trap_list(*, user: User) -> QuerySet[SnmpTrap]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
+import logging
 import math
 import re
 import secrets
@@ -16,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,7 +30,7 @@ from onestop.core.errors import ConflictError
 from onestop.core.models import Customer, DomainEvent, EventCursor, Site, User
 from onestop.core.services import hash_token, object_delete
 from onestop.metrics import services as metric_services
-from onestop.monitoring import evaluation, selectors
+from onestop.monitoring import discovery, evaluation, selectors
 from onestop.monitoring.models import (
     DEFINITION_FIELDS,
     Agent,
@@ -37,6 +39,7 @@ from onestop.monitoring.models import (
     CheckDefinition,
     CheckStateChange,
     CheckTemplate,
+    DiscoveryJob,
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
@@ -1173,3 +1176,348 @@ def snmp_traps_record(*, traps: list[ReceivedTrap]) -> list[SnmpTrap]:
         )
         stored.append(row)
     return stored
+
+
+# SNMP discovery --------------------------------------------------------------------------------
+
+discovery_log = logging.getLogger("onestop.monitoring.discovery")
+
+# The largest range one discovery sweeps: an IPv4 /20. A bigger one is refused with advice to
+# split it, never left to a worker for hours.
+DISCOVERY_MAX_ADDRESSES = 4096
+DISCOVERY_TIMEOUT_S = 1.0  # per GET, no retries: a sweep asks each address once
+DISCOVERY_CONCURRENCY = 64
+# A job still running after this was cut off (the worker stopped); a queued one older than the
+# requeue delay lost its wake-up. The every-few-minutes recovery handles both.
+DISCOVERY_STALE_AFTER = dt.timedelta(minutes=30)
+DISCOVERY_REQUEUE_AFTER = dt.timedelta(minutes=5)
+
+
+def _discovery_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The network to sweep, or ValidationError on the `network` field."""
+    text = (text or "").strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValidationError(
+            {
+                "network": _(
+                    "“%(value)s” is not a network: write it in CIDR notation, e.g. "
+                    "10.1.20.0/24, or as a single address."
+                )
+                % {"value": text[:60]}
+            }
+        ) from None
+    if network.num_addresses > DISCOVERY_MAX_ADDRESSES:
+        raise ValidationError(
+            {
+                "network": _(
+                    "%(network)s has %(count)s addresses; one discovery sweeps at most "
+                    "%(max)s (an IPv4 /20). Split the range into smaller networks, e.g. /24s, "
+                    "and start a discovery for each."
+                )
+                % {
+                    "network": str(network),
+                    "count": f"{network.num_addresses:,}",
+                    "max": f"{DISCOVERY_MAX_ADDRESSES:,}",
+                }
+            }
+        )
+    if network.is_multicast or network.network_address.is_unspecified:
+        raise ValidationError(
+            {"network": _("%(network)s is not a network of devices.") % {"network": str(network)}}
+        )
+    return network
+
+
+def _discovery_addresses(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
+    """The addresses a sweep asks: the hosts of the network (an IPv4 network larger than a
+    /31 without its network and broadcast addresses)."""
+    return [str(address) for address in network.hosts()]
+
+
+def _discovery_enqueue(job_id: int) -> None:
+    # Imported here: the tasks module imports this one. A lost wake-up loses nothing: the job
+    # stays queued and the recovery task enqueues it again.
+    from onestop.monitoring import tasks
+
+    tasks.discovery_job_run(job_id)
+
+
+@transaction.atomic
+def discovery_job_create(
+    *,
+    actor: User | None,
+    customer: Customer,
+    site: Site | None = None,
+    network: str,
+    snmp_credential: SnmpCredential,
+    port: int = 161,
+) -> DiscoveryJob:
+    """A discovery of a customer's network with SNMP, run by a worker once this commits.
+
+    The network is CIDR (or one address) of at most DISCOVERY_MAX_ADDRESSES addresses; the
+    site must be the customer's and the credentials usable for the customer.
+    """
+    errors: dict[str, str] = {}
+    parsed = None
+    try:
+        parsed = _discovery_network(network)
+    except ValidationError as exc:
+        errors.update({key: " ".join(value) for key, value in exc.message_dict.items()})
+    if site is not None and site.customer_id != customer.pk:
+        errors["site"] = _("The site belongs to another customer.")
+    if snmp_credential.customer_id not in (None, customer.pk):
+        errors["snmp_credential"] = _("These SNMP credentials belong to another customer.")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        errors["port"] = _("A port between 1 and 65535.")
+    if errors or parsed is None:
+        raise ValidationError(errors)
+    job = DiscoveryJob(
+        customer=customer,
+        site=site,
+        network=str(parsed),
+        snmp_credential=snmp_credential,
+        port=port,
+        hosts_total=len(_discovery_addresses(parsed)),
+        created_by=actor if actor and actor.pk else None,
+    )
+    try:
+        job.full_clean(exclude=["customer", "site", "snmp_credential", "created_by"])
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from None
+    job.save()
+    audit.record_created(actor=actor, obj=job)
+    job_id = job.pk
+    transaction.on_commit(lambda: _discovery_enqueue(job_id))
+    return job
+
+
+def _discovery_owned(device: Device) -> bool:
+    """Whether discovery may overwrite what it reads (it created the device); on others it
+    only fills in what is blank."""
+    return device.source == Device.Source.DISCOVERY
+
+
+def _discovery_inventory(found: discovery.Found, device: Device) -> dict[str, Any]:
+    """The inventory of a discovered device, in the keys device_inventory_apply reads
+    (hostname, vendor, model, serial, os, nics) plus what SNMP said about itself."""
+    previous = device.inventory if isinstance(device.inventory, dict) else {}
+    inventory: dict[str, Any] = {
+        "source": "snmp",
+        "snmp": {
+            "sys_object_id": found.sys_object_id,
+            "sys_descr": found.sys_descr[:1000],
+            "sys_name": found.sys_name[:255],
+            "location": found.sys_location[:255],
+            "contact": found.sys_contact[:255],
+        },
+    }
+    if found.interfaces or not found.interfaces_error:
+        inventory["nics"] = [interface.as_inventory() for interface in found.interfaces]
+    elif "nics" in previous:
+        inventory["nics"] = previous["nics"]  # not readable this time: nothing was removed
+    owned = _discovery_owned(device)
+    for key, value in (
+        ("hostname", found.sys_name),
+        ("vendor", found.vendor),
+        ("model", found.model),
+        ("serial", found.serial),
+    ):
+        if value and (owned or not getattr(device, key)):
+            inventory[key] = value
+    identity = found.identity
+    if identity.os_name and (owned or not device.os_name):
+        inventory["os"] = {"name": identity.os_name, "version": identity.os_version}
+    return inventory
+
+
+def _discovered_device_store(job: DiscoveryJob, found: discovery.Found) -> dict[str, Any]:
+    """Adds or refreshes the device that answered at one address; returns the job's result row.
+
+    The device is the customer's one at that address (else the one with the serial number
+    read), never another customer's. An agent's device keeps its agent inventory.
+    """
+    actor = job.created_by
+    kind = found.kind if found.kind in Device.Kind.values else Device.Kind.OTHER
+    with transaction.atomic():
+        # One writer per customer at a time, so two sweeps cannot both add the same device.
+        Customer.objects.select_for_update().filter(pk=job.customer_id).first()
+        devices = Device.objects.filter(customer_id=job.customer_id).order_by("id")
+        device = devices.filter(ip_address=found.address).first()
+        if device is None and found.serial:
+            device = devices.filter(serial=found.serial).first()
+        if device is None:
+            identity = found.identity
+            device = asset_services.device_create(
+                actor=actor,
+                customer=job.customer,
+                name=(found.sys_name or found.address)[:200],
+                source=Device.Source.DISCOVERY,
+                kind=kind,
+                site=job.site,
+                ip_address=found.address,
+                hostname=found.sys_name[:255],
+                vendor=found.vendor,
+                model=found.model,
+                serial=found.serial,
+                os_name=identity.os_name,
+                os_version=identity.os_version,
+            )
+            action = "created"
+        else:
+            fields: dict[str, Any] = {}
+            current = device.ip_address and ipaddress.ip_address(device.ip_address)
+            if current != ipaddress.ip_address(found.address):
+                fields["ip_address"] = found.address  # found by serial at a new address
+            if job.site_id and device.site_id is None:
+                fields["site"] = job.site
+            vague = device.kind == Device.Kind.OTHER
+            if _discovery_owned(device) and vague and kind != Device.Kind.OTHER:
+                fields["kind"] = kind  # a device not identified before is now
+            if fields:
+                asset_services.device_update(actor=actor, device=device, **fields)
+            action = "updated" if fields else "unchanged"
+        has_agent = (
+            device.source == Device.Source.AGENT or Agent.objects.filter(device=device).exists()
+        )
+        if not has_agent:
+            asset_services.device_inventory_apply(
+                device=device, inventory=_discovery_inventory(found, device), at=timezone.now()
+            )
+            if action == "unchanged":
+                action = "updated"
+    return {
+        "address": found.address,
+        "device_id": device.pk,
+        "name": device.name,
+        "sys_name": found.sys_name[:255],
+        "vendor": found.vendor,
+        "model": found.model,
+        "kind": kind,
+        "interfaces": len(found.interfaces),
+        "action": action,
+        "error": found.interfaces_error[:300],
+    }
+
+
+def _discovery_finish(job: DiscoveryJob, *, status: str, message: str, **counts: Any) -> None:
+    job.status = status
+    job.message = message[:500]
+    job.finished_at = timezone.now()
+    for name, value in counts.items():
+        setattr(job, name, value)
+    job.save(update_fields=["status", "message", "finished_at", *counts])
+
+
+def _discovery_sweep_and_store(job: DiscoveryJob) -> None:
+    addresses = _discovery_addresses(_discovery_network(job.network))
+    credentials = selectors.snmp_credentials_for_probe(job.snmp_credential)
+    problem = credentials.problem()
+    if problem:
+        _discovery_finish(
+            job,
+            status=DiscoveryJob.Status.FAILED,
+            message=_("These SNMP credentials cannot work: %(why)s") % {"why": problem},
+            hosts_total=len(addresses),
+        )
+        return
+    found = discovery.sweep_blocking(
+        addresses=addresses,
+        credentials=credentials,
+        port=job.port,
+        timeout=DISCOVERY_TIMEOUT_S,
+        concurrency=DISCOVERY_CONCURRENCY,
+    )
+    results = []
+    for item in found:
+        try:
+            results.append(_discovered_device_store(job, item))
+        except (ValidationError, DatabaseError) as exc:
+            # One device the register refuses (or a write that failed) does not lose the
+            # others; the row says why.
+            why = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            results.append(
+                {
+                    "address": item.address,
+                    "device_id": None,
+                    "name": item.sys_name[:255],
+                    "sys_name": item.sys_name[:255],
+                    "vendor": item.vendor,
+                    "model": item.model,
+                    "kind": item.kind,
+                    "interfaces": len(item.interfaces),
+                    "action": "error",
+                    "error": why[:300],
+                }
+            )
+    created = sum(row["action"] == "created" for row in results)
+    updated = sum(row["action"] == "updated" for row in results)
+    failed = sum(row["action"] == "error" for row in results)
+    message = _(
+        "%(answered)s of %(total)s addresses answered: %(created)s devices added, "
+        "%(updated)s updated."
+    ) % {"answered": len(found), "total": len(addresses), "created": created, "updated": updated}
+    if failed:
+        message += " " + _("%(count)s could not be stored.") % {"count": failed}
+    _discovery_finish(
+        job,
+        status=DiscoveryJob.Status.DONE,
+        message=message,
+        hosts_total=len(addresses),
+        hosts_answered=len(found),
+        devices_created=created,
+        devices_updated=updated,
+        results=results,
+    )
+
+
+def discovery_job_run(*, job_id: int) -> DiscoveryJob | None:
+    """Runs a queued discovery: sweeps its network, then adds or refreshes a device per
+    address that answered, each in its own short transaction. Returns the job, or None when
+    it was not queued (already run, running in another worker, deleted).
+
+    The job always ends done or failed: anything unexpected is recorded on it, not raised.
+    """
+    claimed = DiscoveryJob.objects.filter(pk=job_id, status=DiscoveryJob.Status.QUEUED).update(
+        status=DiscoveryJob.Status.RUNNING, started_at=timezone.now(), message=""
+    )
+    if not claimed:
+        return None
+    job = DiscoveryJob.objects.select_related(
+        "customer", "site", "snmp_credential", "created_by"
+    ).get(pk=job_id)
+    try:
+        _discovery_sweep_and_store(job)
+    except Exception as exc:
+        discovery_log.exception("discovery job %s failed", job_id)
+        _discovery_finish(
+            job,
+            status=DiscoveryJob.Status.FAILED,
+            message=_("The discovery stopped on an unexpected error: %(error)s")
+            % {"error": str(exc) or type(exc).__name__},
+        )
+    return job
+
+
+def discovery_jobs_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Ends the jobs a stopped worker left running (failed, with a message saying so) and
+    wakes up the queued ones whose wake-up was lost. Returns the counts."""
+    now = now or timezone.now()
+    interrupted = DiscoveryJob.objects.filter(
+        status=DiscoveryJob.Status.RUNNING, started_at__lt=now - DISCOVERY_STALE_AFTER
+    ).update(
+        status=DiscoveryJob.Status.FAILED,
+        finished_at=now,
+        message=_("The discovery was interrupted (its worker stopped); start it again."),
+    )
+    waiting = list(
+        DiscoveryJob.objects.filter(
+            status=DiscoveryJob.Status.QUEUED, created_at__lt=now - DISCOVERY_REQUEUE_AFTER
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)[:20]
+    )
+    for job_id in waiting:
+        _discovery_enqueue(job_id)
+    return {"interrupted": interrupted, "requeued": len(waiting)}

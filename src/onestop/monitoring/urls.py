@@ -2,7 +2,9 @@ from django.urls import path
 
 from onestop.monitoring import views
 
-# Every name starts with "device": the menu's "Devices" entry covers all of these pages.
+# Names starting with "device" sit under the menu's "Devices" entry (a device's checks among
+# them); those starting with "monitoring" under "Problems" (problems, check templates,
+# maintenance windows and SNMP credentials, reached by the tabs on those pages).
 urlpatterns = [
     path("devices/", views.device_list, name="device_list"),
     path("devices/add/", views.device_add, name="device_add"),
@@ -15,4 +17,66 @@ urlpatterns = [
     path("devices/<int:pk>/delete/", views.device_delete, name="device_delete"),
     path("devices/<int:pk>/agent/revoke/", views.device_agent_revoke, name="device_agent_revoke"),
     path("devices/tokens/<int:pk>/revoke/", views.device_token_revoke, name="device_token_revoke"),
+    path("devices/<int:pk>/checks/new/", views.device_check_create, name="device_check_create"),
+    path("devices/checks/<int:pk>/", views.device_check_detail, name="device_check_detail"),
+    path("devices/checks/<int:pk>/edit/", views.device_check_edit, name="device_check_edit"),
+    path("devices/checks/<int:pk>/delete/", views.device_check_delete, name="device_check_delete"),
+    path(
+        "devices/checks/<int:pk>/follow-template/",
+        views.device_check_follow_template,
+        name="device_check_follow_template",
+    ),
+    path("monitoring/problems/", views.monitoring_problem_list, name="monitoring_problem_list"),
+    path("monitoring/templates/", views.monitoring_template_list, name="monitoring_template_list"),
+    path(
+        "monitoring/templates/new/",
+        views.monitoring_template_create,
+        name="monitoring_template_create",
+    ),
+    path(
+        "monitoring/templates/<int:pk>/edit/",
+        views.monitoring_template_edit,
+        name="monitoring_template_edit",
+    ),
+    path(
+        "monitoring/templates/<int:pk>/delete/",
+        views.monitoring_template_delete,
+        name="monitoring_template_delete",
+    ),
+    path("monitoring/maintenance/", views.monitoring_window_list, name="monitoring_window_list"),
+    path(
+        "monitoring/maintenance/new/",
+        views.monitoring_window_create,
+        name="monitoring_window_create",
+    ),
+    path(
+        "monitoring/maintenance/<int:pk>/edit/",
+        views.monitoring_window_edit,
+        name="monitoring_window_edit",
+    ),
+    path(
+        "monitoring/maintenance/<int:pk>/delete/",
+        views.monitoring_window_delete,
+        name="monitoring_window_delete",
+    ),
+    path(
+        "monitoring/snmp-credentials/",
+        views.monitoring_credential_list,
+        name="monitoring_credential_list",
+    ),
+    path(
+        "monitoring/snmp-credentials/new/",
+        views.monitoring_credential_create,
+        name="monitoring_credential_create",
+    ),
+    path(
+        "monitoring/snmp-credentials/<int:pk>/edit/",
+        views.monitoring_credential_edit,
+        name="monitoring_credential_edit",
+    ),
+    path(
+        "monitoring/snmp-credentials/<int:pk>/delete/",
+        views.monitoring_credential_delete,
+        name="monitoring_credential_delete",
+    ),
 ]

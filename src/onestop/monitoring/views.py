@@ -1,29 +1,42 @@
-"""The device pages: the list with agent status, a device's page (details, agent, inventory and
-its history), devices entered by hand, and "add a device" with the exact enrol command."""
+"""The device pages: the list with agent status, a device's page (details, agent, inventory,
+checks and its history), devices entered by hand, and "add a device" with the exact enrol
+command; the checks pages: a check with its state history, the problems list, check templates,
+maintenance windows and SNMP credentials."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Model, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from onestop.assets import selectors as asset_selectors
 from onestop.assets import services as asset_services
 from onestop.assets.models import Device, InventoryChange
 from onestop.core import selectors as core_selectors
+from onestop.core.errors import ConflictError
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
+    PAGE_SIZE,
+    Page,
     delete_page,
     form_page,
     form_save,
@@ -37,7 +50,13 @@ from onestop.core.views import (
 from onestop.metrics import selectors as metric_selectors
 from onestop.monitoring import forms, selectors, services
 from onestop.monitoring.api import enroll_command
-from onestop.monitoring.models import EnrollmentToken
+from onestop.monitoring.models import (
+    Check,
+    CheckTemplate,
+    EnrollmentToken,
+    MaintenanceWindow,
+    SnmpCredential,
+)
 
 DETAIL_LIMIT = 50
 SOFTWARE_LIMIT = 300
@@ -164,6 +183,7 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if can(request.user, "view", InventoryChange)
         else [],
+        **_device_checks(request, device),
     }
     return render(request, "monitoring/device_detail.html", context)
 
@@ -374,3 +394,513 @@ def device_import_template(request: HttpRequest) -> HttpResponse:
     filename = "设备导入模板.csv" if chinese else "devices-import-template.csv"
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
+
+
+# Checks, problems, templates, maintenance windows, SNMP credentials ---------------------------
+#
+# Lists that sort by time page with `_seek_page`: core's keyset cursor holds plain JSON values,
+# these hold a time too (as ISO text, which the database compares as a time again).
+
+CHECK_LIMIT = 100
+
+
+def _seek_page(queryset: Any, *, order: tuple[str, ...], cursor: str | None) -> Page:
+    values = None
+    if cursor:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        except (ValueError, binascii.Error):
+            values = None
+        if not isinstance(values, list) or len(values) != len(order):
+            values = None
+    if values is not None:
+        after, equal = Q(), Q()
+        for field, value in zip(order, values, strict=True):
+            name = field.lstrip("-")
+            lookup = "lt" if field.startswith("-") else "gt"
+            after |= equal & Q(**{f"{name}__{lookup}": value})
+            equal &= Q(**{name: value})
+        queryset = queryset.filter(after)
+    rows = list(queryset.order_by(*order)[: PAGE_SIZE + 1])
+    next_cursor = ""
+    if len(rows) > PAGE_SIZE:
+        rows = rows[:PAGE_SIZE]
+        last = [getattr(rows[-1], field.lstrip("-")) for field in order]
+        text = json.dumps([v.isoformat() if isinstance(v, dt.datetime) else v for v in last])
+        next_cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return Page(rows=rows, next_cursor=next_cursor, is_first=values is None)
+
+
+def _seek_list_page(
+    request: HttpRequest,
+    *,
+    model: type[Model],
+    queryset: Any,
+    order: tuple[str, ...],
+    filter_form: Any,
+    rows_template: str,
+    title: str,
+    add_url: str = "",
+    annotate_rows: Callable[[list[Any]], None] | None = None,
+) -> HttpResponse:
+    """core.views.list_page for lists sorted by a time (same page, filters and htmx rows)."""
+    page = _seek_page(queryset, order=order, cursor=request.GET.get("cursor"))
+    if annotate_rows is not None:
+        annotate_rows(page.rows)
+    more_filters = [field for field in filter_form if field.name != "q"]
+    context = {
+        "title": title,
+        "page": page,
+        "search_field": filter_form["q"] if "q" in filter_form.fields else None,
+        "more_filters": more_filters,
+        "more_filters_active": any(filter_form.cleaned_data.get(f.name) for f in more_filters),
+        "rows_template": rows_template,
+        "add_url": add_url if can(request.user, "add", model) else "",
+        "actions": [],
+        "list_url": request.path,
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, rows_template if partial else "core/list.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _in_maintenance(device: Device) -> dict[str, Any] | None:
+    """The window covering the device now, with the end of its current occurrence."""
+    now = timezone.now()
+    window = selectors.maintenance_window_covering(device=device, at=now)
+    if window is None:
+        return None
+    occurrence = window.occurrence_at(now)
+    return {"window": window, "until": occurrence[1] if occurrence else None}
+
+
+def _device_checks(request: HttpRequest, device: Device) -> dict[str, Any]:
+    """The device page's checks section and maintenance state, in a fixed number of queries."""
+    user = request.user
+    if not can(user, "view", Check):
+        return {"checks": None}
+    checks = list(selectors.check_list(user=user, device=device)[:CHECK_LIMIT])
+    return {
+        "checks": checks,
+        "check_limit": CHECK_LIMIT,
+        # The checks are in scope already: the role decides the links.
+        "check_actions": allowed_actions(user, Check),
+        "maintenance": _in_maintenance(device),
+        "can_add_window": can(user, "add", MaintenanceWindow),
+        "can_view_windows": can(user, "view", MaintenanceWindow),
+    }
+
+
+def _history_page(request: HttpRequest, check: Check) -> Page:
+    return _seek_page(
+        selectors.check_history(check=check),
+        order=("-at", "-id"),
+        cursor=request.GET.get("cursor"),
+    )
+
+
+@ui_view
+def device_check_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A check: what it watches, its state now and its state history (newest first)."""
+    check = selectors.check_get(user=request.user, pk=pk)
+    require(request.user, "view", check)
+    overridden = [
+        capfirst(Check._meta.get_field(name).verbose_name) for name in check.overridden_fields
+    ]
+    context = {
+        "check": check,
+        "device": check.device,
+        "actions": allowed_actions(request.user, check),
+        "page": _history_page(request, check),
+        "overridden": overridden,
+        "can_view_template": check.template_id is not None
+        and can(request.user, "view", CheckTemplate),
+    }
+    return render(request, "monitoring/check_detail.html", context)
+
+
+def _check_form_page(
+    request: HttpRequest, form: forms.CheckForm, *, title: str, cancel_url: str
+) -> HttpResponse:
+    check = form.instance
+    status = 400 if form.is_bound and form.errors else 200
+    context = {
+        "form": form,
+        "title": title,
+        "cancel_url": cancel_url,
+        "device": form.device,
+        "check": check,
+        "overridden": [
+            capfirst(Check._meta.get_field(name).verbose_name)
+            for name in (check.overridden_fields if check else [])
+        ],
+    }
+    return render(request, "monitoring/check_form.html", context, status=status)
+
+
+@ui_view
+def device_check_create(request: HttpRequest, pk: int) -> HttpResponse:
+    device = asset_selectors.device_get(user=request.user, pk=pk)
+    require(request.user, "view", device)
+    require(request.user, "add", Check)
+    form = forms.CheckForm(post_data(request), user=request.user, device=device)
+    if check := form_save(request, form):
+        say_created(request, check)
+        return redirect(reverse("device_detail", args=[device.pk]) + "#checks")
+    return _check_form_page(
+        request,
+        form,
+        title=_("New check on %(device)s") % {"device": device},
+        cancel_url=reverse("device_detail", args=[device.pk]) + "#checks",
+    )
+
+
+@ui_view
+def device_check_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    check = selectors.check_get(user=request.user, pk=pk)
+    require(request.user, "change", check)
+    form = forms.CheckForm(
+        post_data(request), user=request.user, device=check.device, instance=check
+    )
+    if form_save(request, form):
+        say_saved(request, check)
+        return redirect("device_check_detail", pk=check.pk)
+    return _check_form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": check},
+        cancel_url=reverse("device_check_detail", args=[check.pk]),
+    )
+
+
+@require_POST
+@ui_view
+def device_check_follow_template(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every overridden field of a template's check follows the template again."""
+    check = selectors.check_get(user=request.user, pk=pk)
+    require(request.user, "change", check)
+    try:
+        services.check_override_clear(actor=request.user, check=check)
+    except ConflictError as exc:
+        messages.error(request, exc.message)
+    except ValidationError as exc:  # the template's values no longer suit this device
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("“%(obj)s” follows its template again.") % {"obj": check})
+    return redirect("device_check_detail", pk=check.pk)
+
+
+@ui_view
+def device_check_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    check = selectors.check_get(user=request.user, pk=pk)
+    require(request.user, "delete", check)
+    return delete_page(
+        request,
+        check,
+        delete=lambda: services.check_delete(actor=request.user, check=check),
+        done_url=reverse("device_detail", args=[check.device_id]) + "#checks",
+        cancel_url=reverse("device_check_detail", args=[check.pk]),
+    )
+
+
+# Problems ---------------------------------------------------------------------------------------
+
+
+@ui_view
+def monitoring_problem_list(request: HttpRequest) -> HttpResponse:
+    """Enabled checks that are not OK, worst first, then those failing longest."""
+    require(request.user, "view", Check)
+    form = forms.ProblemFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    data = form.cleaned_data
+    queryset = selectors.problems_list(user=request.user)
+    if data.get("customer"):
+        queryset = queryset.filter(device__customer=data["customer"])
+    if data.get("state"):
+        queryset = queryset.filter(state=data["state"])
+    if data.get("q"):
+        queryset = queryset.filter(
+            Q(name__icontains=data["q"]) | Q(device__name__icontains=data["q"])
+        )
+    return _seek_list_page(
+        request,
+        model=Check,
+        queryset=queryset,
+        order=("severity_rank", "state_since", "id"),
+        filter_form=form,
+        rows_template="monitoring/problem_rows.html",
+        title=_("Problems"),
+    )
+
+
+# Check templates -------------------------------------------------------------------------------
+
+
+def _with_actions(
+    user: Any, model: type[Model], also: Callable[[list[Any]], None] | None = None
+) -> Callable[[list[Any]], None]:
+    """Sets `actions` (what the role may do; the rows are in scope already) on a page's rows,
+    after `also` has annotated them."""
+    actions = allowed_actions(user, model)
+
+    def annotate(rows: list[Any]) -> None:
+        if also is not None:
+            also(rows)
+        for row in rows:
+            row.actions = actions
+
+    return annotate
+
+
+def _with_device_counts(templates: list[CheckTemplate]) -> None:
+    """Sets `device_count` (devices given the template's check) on a page of templates."""
+    counts = dict(
+        Check.objects.filter(template__in=templates)
+        .values("template_id")
+        .annotate(n=Count("device_id", distinct=True))
+        .values_list("template_id", "n")
+    )
+    for template in templates:
+        template.device_count = counts.get(template.pk, 0)
+
+
+@ui_view
+def monitoring_template_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", CheckTemplate)
+    form = forms.CheckTemplateFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    queryset = selectors.check_template_list(user=request.user)
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(name__icontains=q)
+    if customer := form.cleaned_data.get("customer"):
+        queryset = queryset.filter(customer=customer)
+    return list_page(
+        request,
+        model=CheckTemplate,
+        queryset=queryset,
+        order=("name", "id"),
+        filter_form=form,
+        rows_template="monitoring/template_rows.html",
+        title=_("Check templates"),
+        add_url=reverse("monitoring_template_create"),
+        annotate_rows=_with_actions(request.user, CheckTemplate, also=_with_device_counts),
+    )
+
+
+@ui_view
+def monitoring_template_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", CheckTemplate)
+    form = forms.CheckTemplateForm(
+        post_data(request), user=request.user, initial={"customer": preset_customer(request)}
+    )
+    if template := form_save(request, form):
+        say_created(request, template)
+        return redirect("monitoring_template_list")
+    return form_page(
+        request, form, title=_("New check template"), cancel_url=reverse("monitoring_template_list")
+    )
+
+
+@ui_view
+def monitoring_template_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    template = selectors.check_template_get(user=request.user, pk=pk)
+    require(request.user, "change", template)
+    form = forms.CheckTemplateForm(post_data(request), user=request.user, instance=template)
+    if form_save(request, form):
+        say_saved(request, template)
+        return redirect("monitoring_template_list")
+    return form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": template},
+        cancel_url=reverse("monitoring_template_list"),
+    )
+
+
+@ui_view
+def monitoring_template_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    template = selectors.check_template_get(user=request.user, pk=pk)
+    require(request.user, "delete", template)
+    return delete_page(
+        request,
+        template,
+        delete=lambda: services.check_template_delete(actor=request.user, template=template),
+        done_url=reverse("monitoring_template_list"),
+        cancel_url=reverse("monitoring_template_edit", args=[template.pk]),
+    )
+
+
+# Maintenance windows ---------------------------------------------------------------------------
+
+
+def _windows_active_now(queryset: Any, now: dt.datetime) -> list[int]:
+    """The ids of the windows covering `now`: one-off ones by the database, repeating ones by
+    their rule."""
+    candidates = queryset.filter(starts_at__lte=now).filter(
+        Q(rrule="", ends_at__gt=now) | ~Q(rrule="")
+    )
+    return [window.pk for window in candidates if window.covers(now)]
+
+
+def _with_active(windows: list[MaintenanceWindow]) -> None:
+    """Sets `active_until` (the end of the occurrence under way, or None) on each window."""
+    now = timezone.now()
+    for window in windows:
+        occurrence = window.occurrence_at(now)
+        window.active_until = occurrence[1] if occurrence else None
+
+
+@ui_view
+def monitoring_window_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", MaintenanceWindow)
+    form = forms.MaintenanceWindowFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    queryset = selectors.maintenance_window_list(user=request.user)
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(name__icontains=q)
+    if customer := form.cleaned_data.get("customer"):
+        queryset = queryset.filter(customer=customer)
+    if form.cleaned_data.get("active"):
+        queryset = queryset.filter(pk__in=_windows_active_now(queryset, timezone.now()))
+    return _seek_list_page(
+        request,
+        model=MaintenanceWindow,
+        queryset=queryset,
+        order=("-starts_at", "-id"),
+        filter_form=form,
+        rows_template="monitoring/window_rows.html",
+        title=_("Maintenance windows"),
+        add_url=reverse("monitoring_window_create"),
+        annotate_rows=_with_actions(request.user, MaintenanceWindow, also=_with_active),
+    )
+
+
+def _preset_device(request: HttpRequest) -> Device | None:
+    pk = request.GET.get("device")
+    return asset_selectors.device_get(user=request.user, pk=pk) if pk else None
+
+
+@ui_view
+def monitoring_window_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", MaintenanceWindow)
+    device = _preset_device(request)
+    initial: dict[str, Any] = {"customer": preset_customer(request)}
+    if device is not None:
+        initial |= {"customer": device.customer_id, "site": device.site_id, "device": device.pk}
+    form = forms.MaintenanceWindowForm(post_data(request), user=request.user, initial=initial)
+    if window := form_save(request, form):
+        say_created(request, window)
+        if device is not None:
+            return redirect("device_detail", pk=device.pk)
+        return redirect("monitoring_window_list")
+    cancel = (
+        reverse("device_detail", args=[device.pk]) if device else reverse("monitoring_window_list")
+    )
+    return form_page(request, form, title=_("New maintenance window"), cancel_url=cancel)
+
+
+@ui_view
+def monitoring_window_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    window = selectors.maintenance_window_get(user=request.user, pk=pk)
+    require(request.user, "change", window)
+    form = forms.MaintenanceWindowForm(post_data(request), user=request.user, instance=window)
+    if form_save(request, form):
+        say_saved(request, window)
+        return redirect("monitoring_window_list")
+    return form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": window},
+        cancel_url=reverse("monitoring_window_list"),
+    )
+
+
+@ui_view
+def monitoring_window_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    window = selectors.maintenance_window_get(user=request.user, pk=pk)
+    require(request.user, "delete", window)
+    return delete_page(
+        request,
+        window,
+        delete=lambda: services.maintenance_window_delete(actor=request.user, window=window),
+        done_url=reverse("monitoring_window_list"),
+        cancel_url=reverse("monitoring_window_edit", args=[window.pk]),
+    )
+
+
+# SNMP credentials ------------------------------------------------------------------------------
+
+SECRET_FIELDS = ("community", "auth_key", "priv_key")
+
+
+@ui_view
+def monitoring_credential_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "view", SnmpCredential)
+    form = forms.CheckTemplateFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    queryset = selectors.snmp_credential_list(user=request.user)
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(name__icontains=q)
+    if customer := form.cleaned_data.get("customer"):
+        queryset = queryset.filter(customer=customer)
+    return list_page(
+        request,
+        model=SnmpCredential,
+        queryset=queryset,
+        order=("name", "id"),
+        filter_form=form,
+        rows_template="monitoring/credential_rows.html",
+        title=_("SNMP credentials"),
+        add_url=reverse("monitoring_credential_create"),
+        annotate_rows=_with_actions(request.user, SnmpCredential),
+    )
+
+
+@ui_view
+@sensitive_post_parameters(*SECRET_FIELDS)
+def monitoring_credential_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "add", SnmpCredential)
+    form = forms.SnmpCredentialForm(
+        post_data(request), user=request.user, initial={"customer": preset_customer(request)}
+    )
+    if credential := form_save(request, form):
+        say_created(request, credential)
+        return redirect("monitoring_credential_list")
+    return form_page(
+        request,
+        form,
+        title=_("New SNMP credentials"),
+        cancel_url=reverse("monitoring_credential_list"),
+    )
+
+
+@ui_view
+@sensitive_post_parameters(*SECRET_FIELDS)
+def monitoring_credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    credential = selectors.snmp_credential_get(user=request.user, pk=pk)
+    require(request.user, "change", credential)
+    form = forms.SnmpCredentialForm(post_data(request), user=request.user, instance=credential)
+    if form_save(request, form):
+        say_saved(request, credential)
+        return redirect("monitoring_credential_list")
+    return form_page(
+        request,
+        form,
+        title=_("Edit %(obj)s") % {"obj": credential},
+        cancel_url=reverse("monitoring_credential_list"),
+    )
+
+
+@ui_view
+def monitoring_credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    credential = selectors.snmp_credential_get(user=request.user, pk=pk)
+    require(request.user, "delete", credential)
+    return delete_page(
+        request,
+        credential,
+        delete=lambda: services.snmp_credential_delete(actor=request.user, credential=credential),
+        done_url=reverse("monitoring_credential_list"),
+        cancel_url=reverse("monitoring_credential_edit", args=[credential.pk]),
+    )
