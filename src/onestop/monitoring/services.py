@@ -29,6 +29,7 @@ from onestop.core import audit, crypto
 from onestop.core.errors import ConflictError
 from onestop.core.models import Customer, DomainEvent, EventCursor, Site, User
 from onestop.core.services import hash_token, object_delete
+from onestop.metrics import selectors as metric_selectors
 from onestop.metrics import services as metric_services
 from onestop.monitoring import discovery, evaluation, selectors
 from onestop.monitoring.models import (
@@ -1521,3 +1522,61 @@ def discovery_jobs_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
     for job_id in waiting:
         _discovery_enqueue(job_id)
     return {"interrupted": interrupted, "requeued": len(waiting)}
+
+
+# Agent metric checks ------------------------------------------------------------------------------
+
+AGENT_CHECKS_CHUNK = 2000
+# An agent check with no new sample for this many intervals has lost its data: UNKNOWN.
+AGENT_CHECK_STALE_INTERVALS = 3
+
+
+def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
+    """Feeds each enabled agent-metric check the newest sample of its series (the one whose
+    labels include the check's), if it is newer than the check's last result; a check whose
+    data stopped coming for three intervals gets "no data" (UNKNOWN for thresholds). Runs
+    every minute, apart from the agents' reports, so a report costs no check work. Returns
+    the state changes."""
+    now = now or timezone.now()
+    changes = 0
+    checks = Check.objects.filter(enabled=True, kind=Check.Kind.AGENT).order_by("id")
+    last_id = 0
+    while True:
+        chunk = list(
+            checks.filter(id__gt=last_id).only(
+                "id", "device_id", "metric", "labels", "interval", "last_checked_at"
+            )[:AGENT_CHECKS_CHUNK]
+        )
+        if not chunk:
+            return changes
+        last_id = chunk[-1].id
+        latest = metric_selectors.latest_values(
+            source_ids={check.device_id for check in chunk},
+            names={check.metric for check in chunk},
+        )
+        by_series: dict[tuple[int, str], list[Any]] = {}
+        for value in latest:
+            by_series.setdefault((value.source_id, value.name), []).append(value)
+        for check in chunk:
+            candidates = [
+                value
+                for value in by_series.get((check.device_id, check.metric), [])
+                if check.labels.items() <= value.labels.items()
+            ]
+            newest = max(candidates, key=lambda value: value.ts, default=None)
+            at = dt.datetime.fromtimestamp(newest.ts, tz=dt.UTC) if newest else None
+            try:
+                if at is not None and (check.last_checked_at is None or at > check.last_checked_at):
+                    change = check_result_record(check=check, value=newest.value, at=at)
+                elif check.last_checked_at is None or (
+                    now - check.last_checked_at
+                    > dt.timedelta(seconds=check.interval * AGENT_CHECK_STALE_INTERVALS)
+                ):
+                    change = check_result_record(
+                        check=check, value=None, message=_("No data from the agent."), at=now
+                    )
+                else:
+                    continue
+            except Check.DoesNotExist:
+                continue  # deleted meanwhile
+            changes += change is not None

@@ -29,3 +29,10 @@ def discovery_jobs_recover() -> dict[str, int]:
     """Every five minutes: discoveries whose worker stopped are marked failed, queued ones
     whose wake-up was lost are started."""
     return services.discovery_jobs_recover()
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("monitoring-agent-checks")
+def agent_checks_evaluate() -> int:
+    """Every minute: agent-metric checks judge the newest samples their agents reported."""
+    return services.agent_checks_evaluate()
