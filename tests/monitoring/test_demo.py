@@ -11,7 +11,7 @@ from onestop.core import demo
 from onestop.core.models import User
 from onestop.metrics import selectors as metric_selectors
 from onestop.monitoring import demo as monitoring_demo
-from onestop.monitoring.models import Agent
+from onestop.monitoring.models import Agent, Check
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,12 @@ def test_seed_after_the_core_demo_and_only_once():
     demo.seed_demo()
     assert monitoring_demo.seed_monitoring_demo()
     assert Agent.objects.count() == 18
-    assert Device.objects.filter(agent__isnull=True).count() == 18  # gear entered by hand
+    # Gear entered by hand, and the web portal the poller watches.
+    assert Device.objects.filter(agent__isnull=True).count() == 19
+    servers = Device.objects.filter(kind="server", agent__isnull=False)
+    assert Check.objects.filter(device__in=servers, template__name="服务器 CPU").count() == 6
+    assert Check.objects.filter(kind="poller", probe="http").count() == 1
+    assert not Check.objects.filter(kind="agent", last_checked_at__isnull=True).exists()
     agent = Agent.objects.select_related("device").first()
     assert agent.device.inventory_at is not None
     now = time.time()

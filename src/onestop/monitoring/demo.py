@@ -9,6 +9,7 @@ import random
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.utils import timezone
 
 from onestop.assets import services as asset_services
@@ -72,7 +73,61 @@ def seed_monitoring_demo(*, progress: Progress | None = None) -> bool:
             )
         if progress:
             progress("devices", index + 1, len(first_sites))
+    _checks(first_sites[0], now)
     return True
+
+
+def _checks(site: Site, now: dt.datetime) -> None:
+    """Templates every server and desktop gets, a check of OneStop's own web page by the
+    poller, a weekly maintenance window, and the states the seeded day of samples gives."""
+    services.check_template_create(
+        actor=None,
+        name="服务器 CPU",
+        device_kind=Device.Kind.SERVER,
+        metric="cpu.percent",
+        warning=70,
+        critical=90,
+        consecutive=3,
+        description="所有客户的服务器：CPU 连续 3 次超过阈值才告警。",
+    )
+    services.check_template_create(
+        actor=None,
+        name="系统盘空间",
+        metric="disk.used_percent",
+        labels={"mount": "/"},
+        warning=60,
+        critical=90,
+        hysteresis=5,
+    )
+    services.device_events_apply_templates()
+    portal = asset_services.device_create(
+        actor=None, customer=site.customer, site=site, name="客户门户", kind=Device.Kind.SERVER
+    )
+    services.check_create(
+        actor=None,
+        device=portal,
+        name="门户网站",
+        kind="poller",
+        probe="http",
+        mode="availability",
+        params={"url": settings.ONESTOP_PUBLIC_URL.rstrip("/") + "/healthz", "check_cert": False},
+        interval=60,
+    )
+    services.maintenance_window_create(
+        actor=None,
+        customer=site.customer,
+        name="每周日机房维护",
+        reason="UPS 巡检与系统补丁",
+        starts_at=now.replace(hour=18, minute=0, second=0, microsecond=0)
+        - dt.timedelta(days=now.weekday() + 1),
+        rrule="FREQ=WEEKLY;BYDAY=SU",
+        duration_minutes=120,
+        time_zone="Asia/Shanghai",
+    )
+    services.snmp_credential_create(
+        actor=None, name="默认团体字 (只读)", version="2c", community="public"
+    )
+    services.agent_checks_evaluate(now=now)
 
 
 def _inventory(agent: Agent, vendor: str, model: str, ram_gb: int, rng: random.Random) -> dict:
