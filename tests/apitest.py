@@ -21,7 +21,7 @@ from onestop.contracts import services as contract_services
 from onestop.core import services
 from onestop.core.models import Customer
 from onestop.monitoring import services as monitoring_services
-from onestop.monitoring.models import Check, SnmpTrap
+from onestop.monitoring.models import Check, DiscoveryJob, SnmpTrap
 from onestop.monitoring.traps import ReceivedTrap
 from onestop.notify import services as notify_services
 from onestop.notify.models import Delivery, Rule
@@ -938,6 +938,42 @@ RESOURCES += [
         make=_make_snmp_trap,
         filters=[("device_id", lambda w: SnmpTrap.objects.order_by("id").first().device_id)],
         refused_writer=None,
+        deletable=False,
+    ),
+]
+
+
+def _make_discovery_job(world, customer):
+    """A's discoveries are done, B's still queued: the status filter tells them apart. Nothing
+    is swept: the job is started on commit, which a test's transaction never reaches."""
+    job = monitoring_services.discovery_job_create(
+        actor=None,
+        customer=customer,
+        network=f"10.{next(_n) % 250}.20.0/24",
+        snmp_credential=_make_snmp_credential(world, customer),
+    )
+    if customer == world.customer_a:
+        DiscoveryJob.objects.filter(pk=job.pk).update(status=DiscoveryJob.Status.DONE)
+        job.refresh_from_db()
+    return job
+
+
+RESOURCES += [
+    Resource(
+        name="discovery-jobs",
+        path="/api/v1/discovery-jobs",
+        label="monitoring.discoveryjob",
+        make=_make_discovery_job,
+        create=lambda w: {
+            "customer_id": w.customer_a.pk,
+            "site_id": w.site_a.pk,
+            "network": "10.1.20.0/24",
+            "snmp_credential_id": _make_snmp_credential(w, w.customer_a).pk,
+            "port": 161,
+        },
+        required="network",
+        filters=[("customer_id", lambda w: w.customer_a.pk), ("status", lambda w: "done")],
+        refused_writer="sales",
         deletable=False,
     ),
 ]

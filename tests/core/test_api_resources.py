@@ -170,7 +170,9 @@ def test_create_rejects_missing_wrong_type_and_overlong(world, resource):
     wrong_type = {**payload, required: {"nested": True}}
     assert call(client, "post", resource.path, wrong_type).status_code == 422
     text_field = next(
-        k for k in ("name", "title", "display_name", "note", "instructions") if k in payload
+        k
+        for k in ("name", "title", "display_name", "note", "instructions", "network")
+        if k in payload
     )
     overlong = {**payload, text_field: "长" * 5000}
     response = call(client, "post", resource.path, overlong)

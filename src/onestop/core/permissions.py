@@ -164,6 +164,10 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "delete": frozenset({ADMIN, MANAGER}),
     },
     "snmptrap": {"view": STAFF},
+    "discoveryjob": {
+        "view": STAFF,
+        "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
+    },
     "maintenancewindow": {
         "view": STAFF | {CUSTOMER_ADMIN},
         "add": frozenset({ADMIN, MANAGER, DISPATCHER, ENGINEER}),
@@ -231,6 +235,10 @@ RULES = {
     "and those of the customers they serve; customer users none.",
     "snmpcredential": "The community and keys are stored encrypted and never shown again; "
     "customer users see no credentials.",
+    "discoveryjob": "Engineers, dispatchers, managers and admins run discoveries for the "
+    "customers they serve, with that customer's SNMP credentials or provider-wide ones; a job "
+    "is a record of what was found and is neither changed nor deleted. Customer users see no "
+    "discoveries.",
     "auditevent": "Events without a customer (staff and settings) are visible to admin and "
     "manager only; nobody may change or delete an event.",
 }

@@ -1,5 +1,6 @@
 """User API of monitoring: enrolment tokens, each device's agent and metrics, checks with
-their history, the problems list, check templates and maintenance windows."""
+their history, the problems list, check templates, maintenance windows, SNMP credentials and
+discovery."""
 
 import datetime as dt
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from onestop.monitoring.models import (
     CheckDefinition,
     CheckState,
     CheckTemplate,
+    DiscoveryJob,
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
@@ -810,3 +812,95 @@ def get_snmp_trap(request: HttpRequest, id: int):
     trap = selectors.snmp_trap_get(user=request.user, pk=id)
     require(request.user, "view", trap)
     return trap
+
+
+# SNMP discovery -------------------------------------------------------------------------------
+
+DISCOVERY_REFS = {
+    "customer_id": ("customer", Customer),
+    "site_id": ("site", Site),
+    "snmp_credential_id": ("snmp_credential", SnmpCredential),
+}
+
+
+class DiscoveryJobOut(Schema):
+    id: int
+    customer_id: int
+    site_id: int | None
+    network: str
+    snmp_credential_id: int
+    port: int
+    status: str = Field(description="queued, running, done or failed")
+    hosts_total: int = Field(description="Addresses swept")
+    hosts_answered: int = Field(description="Addresses where an SNMP agent answered")
+    devices_created: int
+    devices_updated: int
+    message: str
+    created_by_id: int | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class DiscoveryResultOut(Schema):
+    address: str
+    device_id: int | None = Field(None, description="Empty when the device could not be stored")
+    name: str = ""
+    sys_name: str = ""
+    vendor: str = ""
+    model: str = ""
+    kind: str = ""
+    interfaces: int = 0
+    action: str = Field("", description="created, updated, unchanged or error")
+    error: str = ""
+
+
+class DiscoveryJobDetailOut(DiscoveryJobOut):
+    results: list[DiscoveryResultOut] = Field(description="One row per device that answered")
+
+    @staticmethod
+    def resolve_results(obj: DiscoveryJob) -> list[dict[str, Any]]:
+        return [row for row in obj.results or [] if isinstance(row, dict)]
+
+
+class DiscoveryJobIn(InputSchema):
+    customer_id: int
+    site_id: int | None = Field(None, description="Where the devices found are placed")
+    network: str = Field(
+        min_length=1,
+        max_length=50,
+        description="CIDR (or one address) of at most 4,096 addresses, e.g. 10.1.20.0/24",
+    )
+    snmp_credential_id: int = Field(description="The customer's credentials or provider-wide ones")
+    port: int = Field(161, description="The SNMP port")
+
+
+class DiscoveryJobFilters(Schema):
+    customer_id: int | None = None
+    status: DiscoveryJob.Status | None = None
+
+
+@router.get("/discovery-jobs", response=list[DiscoveryJobOut], tags=["poller"])
+@paginate(NewestFirst)
+def list_discovery_jobs(request: HttpRequest, filters: Query[DiscoveryJobFilters]):
+    """SNMP discoveries, newest first (the found devices are in each job's detail)."""
+    require(request.user, "view", DiscoveryJob)
+    given = {key: value for key, value in filters.dict().items() if value is not None}
+    return selectors.discovery_job_list(user=request.user).filter(**given)
+
+
+@router.get("/discovery-jobs/{int:id}", response=DiscoveryJobDetailOut, tags=["poller"])
+def get_discovery_job(request: HttpRequest, id: int):
+    job = selectors.discovery_job_get(user=request.user, pk=id)
+    require(request.user, "view", job)
+    return job
+
+
+@router.post("/discovery-jobs", response={201: DiscoveryJobOut}, tags=["poller"])
+def create_discovery_job(request: HttpRequest, payload: DiscoveryJobIn):
+    """Starts a discovery: a worker sweeps the network with SNMP and adds the devices that
+    answer to the customer's asset register. Answers at once with the job, `queued`; follow
+    it with GET /discovery-jobs/{id}."""
+    require(request.user, "add", DiscoveryJob)
+    data = resolve_refs(request.user, payload.dict(), DISCOVERY_REFS)
+    return Status(201, services.discovery_job_create(actor=request.user, **data))

@@ -1,5 +1,5 @@
 """Forms of the device pages (filters, devices entered by hand, enrolment tokens) and of the
-checks pages (checks, templates, maintenance windows, SNMP credentials)."""
+checks pages (checks, templates, maintenance windows, SNMP credentials, discovery)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from onestop.monitoring.models import (
     CheckDefinition,
     CheckState,
     CheckTemplate,
+    DiscoveryJob,
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
@@ -564,3 +565,58 @@ class SnmpCredentialForm(ServiceForm):
         if self.instance is None:
             return services.snmp_credential_create(actor=self.user, **data)
         return services.snmp_credential_update(actor=self.user, credential=self.instance, **data)
+
+
+# SNMP discovery ----------------------------------------------------------------------------------
+
+
+class DiscoveryJobForm(ServiceForm):
+    """A discovery of one customer's network; the service checks the network's size and that
+    the site and the credentials suit the customer."""
+
+    customer = CustomerChoiceField(label=_("customer"), queryset=Customer.objects.none())
+    site = SiteChoiceField(
+        label=_("site"),
+        queryset=Site.objects.none(),
+        required=False,
+        help_text=_("The site the devices found are placed at (optional)."),
+    )
+    network = forms.CharField(
+        label=_("network"),
+        max_length=50,
+        help_text=_("In CIDR notation, at most 4,096 addresses, e.g. 10.1.20.0/24."),
+        widget=forms.TextInput(attrs={"placeholder": "10.1.20.0/24", "inputmode": "decimal"}),
+    )
+    snmp_credential = CredentialChoiceField(
+        label=_("SNMP credentials"),
+        queryset=SnmpCredential.objects.none(),
+        help_text=_("The customer's own credentials or those for every customer."),
+    )
+    port = forms.IntegerField(label=_("SNMP port"), min_value=1, max_value=65535, initial=161)
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)
+        self.fields["site"].queryset = core_selectors.site_list(user=user).select_related(
+            "customer"
+        )
+        self.fields["snmp_credential"].queryset = selectors.snmp_credential_list(
+            user=user
+        ).order_by("customer__name", "name", "id")
+
+    def perform(self) -> DiscoveryJob:
+        return services.discovery_job_create(actor=self.user, **self.cleaned_data)
+
+
+class DiscoveryJobFilterForm(SearchForm):
+    search_hint = _("Network")
+    customer = CustomerChoiceField(
+        label=_("customer"), queryset=Customer.objects.none(), required=False
+    )
+    status = forms.ChoiceField(
+        label=_("status"), choices=BLANK + DiscoveryJob.Status.choices, required=False
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = core_selectors.customer_choices(user=user)

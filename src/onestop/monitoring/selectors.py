@@ -18,6 +18,7 @@ from onestop.monitoring.models import (
     CheckState,
     CheckStateChange,
     CheckTemplate,
+    DiscoveryJob,
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
@@ -229,3 +230,26 @@ def snmp_trap_list(*, user: User) -> QuerySet[SnmpTrap]:
 
 def snmp_trap_get(*, user: User, pk: Any) -> SnmpTrap:
     return get_visible(SnmpTrap.objects.all(), user, pk)
+
+
+# SNMP discovery --------------------------------------------------------------------------------
+
+_DISCOVERY_RELATED = ("customer", "site", "snmp_credential__customer", "created_by")
+
+
+def discovery_job_list(*, user: User) -> QuerySet[DiscoveryJob]:
+    """The discoveries the user may see, without their result rows (a list shows counts)."""
+    return restrict(DiscoveryJob.objects.select_related(*_DISCOVERY_RELATED).defer("results"), user)
+
+
+def discovery_job_get(*, user: User, pk: Any) -> DiscoveryJob:
+    return get_visible(DiscoveryJob.objects.select_related(*_DISCOVERY_RELATED), user, pk)
+
+
+def discovery_devices(*, user: User, job: DiscoveryJob) -> dict[int, Device]:
+    """The devices a job's result rows name that still exist and the user may see, by id."""
+    ids = {row.get("device_id") for row in job.results if isinstance(row, dict)}
+    ids.discard(None)
+    if not ids:
+        return {}
+    return {device.pk: device for device in restrict(Device.objects.filter(pk__in=ids), user)}

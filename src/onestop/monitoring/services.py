@@ -1055,6 +1055,9 @@ def _check_value(check: Check, outcome: Outcome) -> float | None:
     return None
 
 
+RESULTS_PER_TRANSACTION = 200
+
+
 def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
     """Stores a batch of the poller's results: every reading into the metric store in one
     write, then each result through its check's state engine. Returns the state changes.
@@ -1080,21 +1083,25 @@ def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
         [outcome.target.check_id for outcome in outcomes]
     )
     changes = 0
-    for outcome in outcomes:
-        check = checks.get(outcome.target.check_id)
-        if check is None:
-            continue
-        try:
-            change = check_result_record(
-                check=check,
-                value=_check_value(check, outcome),
-                status=outcome.result.status.value,
-                message=outcome.result.message,
-                at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
-            )
-        except Check.DoesNotExist:
-            continue  # deleted while this batch was being stored
-        changes += change is not None
+    # A few hundred results per transaction: one commit (one flush to disk) for all of them
+    # instead of one each, while SQLite's write lock is still held only briefly.
+    for start in range(0, len(outcomes), RESULTS_PER_TRANSACTION):
+        with transaction.atomic():
+            for outcome in outcomes[start : start + RESULTS_PER_TRANSACTION]:
+                check = checks.get(outcome.target.check_id)
+                if check is None:
+                    continue
+                try:
+                    change = check_result_record(
+                        check=check,
+                        value=_check_value(check, outcome),
+                        status=outcome.result.status.value,
+                        message=outcome.result.message,
+                        at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
+                    )
+                except Check.DoesNotExist:
+                    continue  # deleted while this batch was being stored
+                changes += change is not None
     return changes
 
 

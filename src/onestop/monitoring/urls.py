@@ -4,7 +4,7 @@ from onestop.monitoring import views
 
 # Names starting with "device" sit under the menu's "Devices" entry (a device's checks among
 # them); those starting with "monitoring" under "Problems" (problems, check templates,
-# maintenance windows and SNMP credentials, reached by the tabs on those pages).
+# maintenance windows, SNMP credentials and discovery, reached by the tabs on those pages).
 urlpatterns = [
     path("devices/", views.device_list, name="device_list"),
     path("devices/add/", views.device_add, name="device_add"),
@@ -78,5 +78,20 @@ urlpatterns = [
         "monitoring/snmp-credentials/<int:pk>/delete/",
         views.monitoring_credential_delete,
         name="monitoring_credential_delete",
+    ),
+    path(
+        "monitoring/discovery/",
+        views.monitoring_discovery_list,
+        name="monitoring_discovery_list",
+    ),
+    path(
+        "monitoring/discovery/new/",
+        views.monitoring_discovery_create,
+        name="monitoring_discovery_create",
+    ),
+    path(
+        "monitoring/discovery/<int:pk>/",
+        views.monitoring_discovery_detail,
+        name="monitoring_discovery_detail",
     ),
 ]

@@ -1,7 +1,7 @@
 """The device pages: the list with agent status, a device's page (details, agent, inventory,
 checks and its history), devices entered by hand, and "add a device" with the exact enrol
 command; the checks pages: a check with its state history, the problems list, check templates,
-maintenance windows and SNMP credentials."""
+maintenance windows, SNMP credentials and SNMP discovery."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -53,6 +53,7 @@ from onestop.monitoring.api import enroll_command
 from onestop.monitoring.models import (
     Check,
     CheckTemplate,
+    DiscoveryJob,
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
@@ -62,11 +63,11 @@ DETAIL_LIMIT = 50
 SOFTWARE_LIMIT = 300
 # The charts of a device page, and the ranges it offers (the default first).
 CHART_METRICS = (
-    ("cpu.percent", _lazy("CPU used (%)")),
-    ("mem.used_percent", _lazy("Memory used (%)")),
-    ("disk.used_percent", _lazy("Disk used (%)")),
-    ("net.rx_bps", _lazy("Network received (bytes/s)")),
-    ("net.tx_bps", _lazy("Network sent (bytes/s)")),
+    ("cpu.percent", gettext_lazy("CPU used (%)")),
+    ("mem.used_percent", gettext_lazy("Memory used (%)")),
+    ("disk.used_percent", gettext_lazy("Disk used (%)")),
+    ("net.rx_bps", gettext_lazy("Network received (bytes/s)")),
+    ("net.tx_bps", gettext_lazy("Network sent (bytes/s)")),
 )
 CHART_RANGES = {"24h": 24, "1h": 1, "6h": 6, "7d": 24 * 7, "30d": 24 * 30}
 
@@ -904,3 +905,102 @@ def monitoring_credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
         done_url=reverse("monitoring_credential_list"),
         cancel_url=reverse("monitoring_credential_edit", args=[credential.pk]),
     )
+
+
+# SNMP discovery --------------------------------------------------------------------------------
+
+
+@ui_view
+def monitoring_discovery_list(request: HttpRequest) -> HttpResponse:
+    """The discoveries, newest first."""
+    require(request.user, "view", DiscoveryJob)
+    form = forms.DiscoveryJobFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    queryset = selectors.discovery_job_list(user=request.user)
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(network__icontains=q)
+    if customer := form.cleaned_data.get("customer"):
+        queryset = queryset.filter(customer=customer)
+    if status := form.cleaned_data.get("status"):
+        queryset = queryset.filter(status=status)
+    return list_page(
+        request,
+        model=DiscoveryJob,
+        queryset=queryset,
+        order=("-id",),
+        filter_form=form,
+        rows_template="monitoring/discovery_rows.html",
+        title=_("SNMP discovery"),
+        add_url=reverse("monitoring_discovery_create"),
+    )
+
+
+@ui_view
+def monitoring_discovery_create(request: HttpRequest) -> HttpResponse:
+    """Runs a discovery: the job is queued, a worker sweeps the network, and the job's page
+    follows it."""
+    require(request.user, "add", DiscoveryJob)
+    form = forms.DiscoveryJobForm(
+        post_data(request), user=request.user, initial={"customer": preset_customer(request)}
+    )
+    if job := form_save(request, form):
+        say_created(request, job)
+        return redirect("monitoring_discovery_detail", pk=job.pk)
+    return form_page(
+        request,
+        form,
+        title=_("Run a discovery"),
+        cancel_url=reverse("monitoring_discovery_list"),
+    )
+
+
+def _discovery_rows(request: HttpRequest, job: DiscoveryJob) -> list[dict[str, Any]]:
+    """The job's result rows for the page: labels translated, and the device linked where it
+    still exists and the user may see it."""
+    devices = selectors.discovery_devices(user=request.user, job=job)
+    kinds = dict(Device.Kind.choices)
+    # What was done with each device that answered (an "error" row was not stored).
+    actions = {
+        "created": _("Added"),
+        "updated": _("Updated"),
+        "unchanged": _("Unchanged"),
+        "error": _("Error"),
+    }
+    rows = []
+    for row in job.results or []:
+        if not isinstance(row, dict):
+            continue
+        action = str(row.get("action") or "")
+        kind = str(row.get("kind") or "")
+        rows.append(
+            {
+                "address": row.get("address") or "",
+                "name": row.get("sys_name") or row.get("name") or "",
+                "vendor": row.get("vendor") or "",
+                "model": row.get("model") or "",
+                "kind": kinds.get(kind, kind),
+                "action": action,
+                "action_label": actions.get(action, action),
+                "error": row.get("error") or "",
+                "device": devices.get(row.get("device_id")),
+            }
+        )
+    return rows
+
+
+@ui_view
+def monitoring_discovery_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A discovery: its progress while it runs (the page asks again every few seconds), then
+    what it found."""
+    job = selectors.discovery_job_get(user=request.user, pk=pk)
+    require(request.user, "view", job)
+    context = {
+        "job": job,
+        "rows": _discovery_rows(request, job),
+        "running": job.status in (DiscoveryJob.Status.QUEUED, DiscoveryJob.Status.RUNNING),
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "monitoring/discovery_progress.html" if partial else "monitoring/discovery.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
