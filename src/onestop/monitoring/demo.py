@@ -90,18 +90,20 @@ def _checks(site: Site, now: dt.datetime) -> None:
         consecutive=3,
         description="所有客户的服务器：CPU 连续 3 次超过阈值才告警。",
     )
-    services.check_template_create(
-        actor=None,
-        name="系统盘空间",
-        metric="disk.used_percent",
-        labels={"mount": "/"},
-        warning=60,
-        critical=90,
-        hysteresis=5,
-    )
+    for kind, name in ((Device.Kind.SERVER, "服务器系统盘"), (Device.Kind.DESKTOP, "台式机系统盘")):
+        services.check_template_create(
+            actor=None,
+            name=name,
+            device_kind=kind,
+            metric="disk.used_percent",
+            labels={"mount": "/"},
+            warning=60,
+            critical=90,
+            hysteresis=5,
+        )
     services.device_events_apply_templates()
     portal = asset_services.device_create(
-        actor=None, customer=site.customer, site=site, name="客户门户", kind=Device.Kind.SERVER
+        actor=None, customer=site.customer, site=site, name="客户门户", kind=Device.Kind.OTHER
     )
     services.check_create(
         actor=None,

@@ -118,7 +118,7 @@ def poller_run(
                     stats.overlapping,
                     stats.store_failures,
                     stats.p95_ms(),
-                    dict(stats.by_status),
+                    {str(status): count for status, count in stats.by_status.items()},
                 )
 
         tasks = [asyncio.create_task(report())]

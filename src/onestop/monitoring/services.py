@@ -1551,7 +1551,7 @@ def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
     while True:
         chunk = list(
             checks.filter(id__gt=last_id).only(
-                "id", "device_id", "metric", "labels", "interval", "last_checked_at"
+                "id", "device_id", "metric", "labels", "interval", "last_checked_at", "created_at"
             )[:AGENT_CHECKS_CHUNK]
         )
         if not chunk:
@@ -1575,9 +1575,8 @@ def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
             try:
                 if at is not None and (check.last_checked_at is None or at > check.last_checked_at):
                     change = check_result_record(check=check, value=newest.value, at=at)
-                elif check.last_checked_at is None or (
-                    now - check.last_checked_at
-                    > dt.timedelta(seconds=check.interval * AGENT_CHECK_STALE_INTERVALS)
+                elif now - (check.last_checked_at or check.created_at) > dt.timedelta(
+                    seconds=check.interval * AGENT_CHECK_STALE_INTERVALS
                 ):
                     change = check_result_record(
                         check=check, value=None, message=_("No data from the agent."), at=now
