@@ -115,6 +115,22 @@ def _checks(site: Site, now: dt.datetime) -> None:
         params={"url": settings.ONESTOP_PUBLIC_URL.rstrip("/") + "/healthz", "check_cert": False},
         interval=60,
     )
+    # Demo addresses lead nowhere: the poller finds this firewall unreachable, a problem to see.
+    firewall = Device.objects.filter(site=site, kind=Device.Kind.FIREWALL).first()
+    if firewall is not None:
+        services.check_create(
+            actor=None,
+            device=firewall,
+            name="出口防火墙连通性",
+            kind="poller",
+            probe="ping",
+            mode="availability",
+            metric="ping.rtt_ms",
+            warning=50,
+            critical=200,
+            consecutive=2,
+            interval=60,
+        )
     services.maintenance_window_create(
         actor=None,
         customer=site.customer,
@@ -159,7 +175,7 @@ def _history(agent: Agent, now: dt.datetime, rng: random.Random) -> None:
     reports would be; the last report marks the agent as seen just now."""
     base = rng.uniform(10, 30)
     samples = []
-    for step in range(DAY_MINUTES // STEP_MINUTES):
+    for step in range(DAY_MINUTES // STEP_MINUTES + 1):  # the last one now
         at = now - dt.timedelta(minutes=DAY_MINUTES - step * STEP_MINUTES)
         hour = at.astimezone(dt.timezone(dt.timedelta(hours=8))).hour
         busy = 1.0 + 1.5 * math.exp(-(((hour - 14) / 4) ** 2))
