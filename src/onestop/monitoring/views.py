@@ -57,10 +57,12 @@ from onestop.monitoring.models import (
     EnrollmentToken,
     MaintenanceWindow,
     SnmpCredential,
+    SnmpTrap,
 )
 
 DETAIL_LIMIT = 50
 SOFTWARE_LIMIT = 300
+TRAP_LIMIT = 10
 # The charts of a device page, and the ranges it offers (the default first).
 CHART_METRICS = (
     ("cpu.percent", gettext_lazy("CPU used (%)")),
@@ -185,6 +187,13 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if can(request.user, "view", InventoryChange)
         else [],
         **_device_checks(request, device),
+        # The last SNMP traps the device sent (None: the user may not see traps).
+        "traps": list(
+            selectors.snmp_trap_list(user=request.user).filter(device=device)[:TRAP_LIMIT]
+        )
+        if can(request.user, "view", SnmpTrap)
+        else None,
+        "trap_limit": TRAP_LIMIT,
     }
     return render(request, "monitoring/device_detail.html", context)
 

@@ -23,6 +23,7 @@ from onestop.core.models import DomainEvent
 from onestop.monitoring import poller_process, services
 from onestop.monitoring.models import SnmpTrap
 from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
+from tests.conftest import client_for
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 
@@ -126,6 +127,12 @@ def test_traps_go_to_the_one_device_of_the_communitys_customer(world):
     assert event.customer_id == world.customer_a.pk
     assert event.payload["device_id"] == switch_a.pk and event.payload["trap_oid"] == LINK_DOWN
     assert SnmpTrap.objects.count() == 3
+
+    page = client_for(world.admin).get(f"/devices/{switch_a.pk}/")
+    assert page.status_code == 200
+    assert b'id="traps"' in page.content and LINK_DOWN.encode() in page.content
+    customer_view = client_for(world.portal_admin_a).get(f"/devices/{switch_a.pk}/")
+    assert LINK_DOWN.encode() not in customer_view.content  # traps are the provider's view
 
 
 @pytest.mark.django_db(transaction=True)
