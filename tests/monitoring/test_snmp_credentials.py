@@ -229,3 +229,29 @@ def test_the_api_never_shows_a_secret_and_checks_name_their_credentials(world):
     )
     assert refused.status_code == 422
     assert SnmpCredential.objects.get(pk=created.body["id"]).name == "Lab"
+
+
+def test_v3_trap_senders_are_named_through_the_api(world):
+    client = api_client(world.admin)
+    body = {
+        "name": "Core v3",
+        "version": "3",
+        "user": "trapper",
+        "auth_protocol": "SHA",
+        "auth_key": "auth-secret-9",
+        "trap_engine_ids": ["0x8000000001020304", "80000009030000C1B1D0E001"],
+    }
+    created = call(client, "post", "/api/v1/snmp-credentials", body)
+    assert created.status_code == 201, created.body
+    assert created.body["trap_engine_ids"] == ["8000000001020304", "80000009030000c1b1d0e001"]
+    bad = call(
+        client,
+        "patch",
+        f"/api/v1/snmp-credentials/{created.body['id']}",
+        {"trap_engine_ids": ["zz"]},
+    )
+    assert bad.status_code == 422
+    assert SnmpCredential.objects.get(pk=created.body["id"]).engine_ids() == [
+        bytes.fromhex("8000000001020304"),
+        bytes.fromhex("80000009030000c1b1d0e001"),
+    ]

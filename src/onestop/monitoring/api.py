@@ -662,6 +662,7 @@ class SnmpCredentialOut(Schema):
     auth_protocol: str
     priv_protocol: str
     context: str
+    trap_engine_ids: list[str] = Field(description="v3 trap senders' engine ids (hex)")
     has_community: bool = Field(description="The community itself is never shown")
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -669,6 +670,10 @@ class SnmpCredentialOut(Schema):
     @staticmethod
     def resolve_has_community(obj: SnmpCredential) -> bool:
         return bool(obj.community_encrypted)
+
+    @staticmethod
+    def resolve_trap_engine_ids(obj: SnmpCredential) -> list[str]:
+        return obj.trap_engine_ids.split()
 
 
 class SnmpCredentialIn(InputSchema):
@@ -682,6 +687,9 @@ class SnmpCredentialIn(InputSchema):
     priv_protocol: SnmpCredential.Privacy = SnmpCredential.Privacy.NONE
     priv_key: str = Field("", max_length=200, description="v3; stored encrypted")
     context: str = Field("", max_length=100)
+    trap_engine_ids: list[str] = Field(
+        [], max_length=200, description="v3 traps: the engine id (hex) of each sending device"
+    )
 
 
 class SnmpCredentialPatch(InputSchema):
@@ -695,9 +703,12 @@ class SnmpCredentialPatch(InputSchema):
     priv_protocol: SnmpCredential.Privacy | None = None
     priv_key: str | None = Field(None, max_length=200, description="Left out: unchanged")
     context: str | None = Field(None, max_length=100)
+    trap_engine_ids: list[str] | None = Field(None, max_length=200)
 
 
 def _credential_data(user, data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("trap_engine_ids") is not None:
+        data["trap_engine_ids"] = "\n".join(str(line) for line in data["trap_engine_ids"])
     for key in ("version", "auth_protocol", "priv_protocol"):
         if data.get(key) is not None:
             data[key] = str(data[key])

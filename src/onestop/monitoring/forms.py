@@ -544,6 +544,16 @@ class SnmpCredentialForm(ServiceForm):
         label=_("v3 privacy key"), required=False, max_length=200, widget=SecretInput()
     )
     context = forms.CharField(label=_("v3 context"), required=False, max_length=100)
+    trap_engine_ids = forms.CharField(
+        label=_("v3 trap senders' engine IDs"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text=_(
+            "For SNMPv3 traps: the engine ID (hex) of each device that sends traps with these "
+            "credentials, one per line, e.g. 80000009030000c1b1d0e001."
+        ),
+    )
 
     def __init__(self, *args: Any, user: User, instance: SnmpCredential | None = None, **kw: Any):
         if instance is not None:

@@ -220,6 +220,13 @@ class SnmpCredential(models.Model):
     )
     priv_key_encrypted = models.TextField(blank=True)
     context = models.CharField(_("v3 context"), max_length=100, blank=True)
+    # A v3 trap is authenticated with the sender's own engine id (as snmptrapd's createUser
+    # -e): the devices that send traps with these credentials are named by it.
+    trap_engine_ids = models.TextField(
+        _("v3 trap senders' engine IDs"),
+        blank=True,
+        help_text=_("Hex, one per line, e.g. 80000009030000c1b1d0e001."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -243,6 +250,10 @@ class SnmpCredential(models.Model):
         if customer_ids is None:
             return None
         return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+
+    def engine_ids(self) -> list[bytes]:
+        """The trap senders' engine ids as bytes (validated when saved)."""
+        return [bytes.fromhex(line) for line in self.trap_engine_ids.split()]
 
     def usable(self, device: Device) -> bool:
         """Whether a check of this device may use these credentials."""

@@ -48,9 +48,9 @@ def database_thread() -> Iterator[ThreadPoolExecutor]:
         executor.shutdown()
 
 
-def load_trap_communities() -> dict[int, str]:
+def load_trap_accounts() -> tuple[dict[int, str], dict]:
     close_old_connections()
-    return selectors.trap_communities()
+    return selectors.trap_communities(), selectors.trap_v3_users()
 
 
 def store_traps(traps: list[ReceivedTrap]) -> None:
@@ -61,15 +61,17 @@ def store_traps(traps: list[ReceivedTrap]) -> None:
 async def traps_receive(
     *, receiver: TrapReceiver, received: list[ReceivedTrap], executor: Executor, stop: asyncio.Event
 ) -> None:
-    """Stores what the receiver collects every second and reloads the communities it accepts
-    every 30 s, until `stop`; traps that could not be stored are kept for the next try."""
+    """Stores what the receiver collects every second and reloads the communities and v3 users
+    it accepts every 30 s, until `stop`; traps that could not be stored are kept for the next
+    try."""
     loop = asyncio.get_running_loop()
     next_reload = 0.0
     while True:
         if loop.time() >= next_reload:
             try:
-                communities = await loop.run_in_executor(executor, load_trap_communities)
+                communities, users = await loop.run_in_executor(executor, load_trap_accounts)
                 receiver.communities_set(communities)
+                receiver.users_set(users)
             except Exception:
                 log.exception("loading the SNMP trap communities failed; keeping the old ones")
             next_reload = loop.time() + TRAP_RELOAD_EVERY

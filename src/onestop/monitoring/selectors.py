@@ -216,6 +216,14 @@ def trap_communities() -> dict[int, str]:
     }
 
 
+def trap_v3_users() -> dict[int, tuple[SnmpCredentials, list[bytes]]]:
+    """The v3 users the trap receiver accepts, with the engine ids of their trap senders."""
+    return {
+        credential.pk: (snmp_credentials_for_probe(credential), credential.engine_ids())
+        for credential in SnmpCredential.objects.filter(version=SnmpCredential.Version.V3)
+    }
+
+
 def snmp_credential_list(*, user: User) -> QuerySet[SnmpCredential]:
     return restrict(SnmpCredential.objects.select_related("customer"), user)
 

@@ -950,6 +950,7 @@ def check_result_record(
 # SNMP credentials -----------------------------------------------------------------------------
 
 CREDENTIAL_FIELDS = (
+    "trap_engine_ids",
     "customer",
     "name",
     "version",
@@ -972,6 +973,18 @@ def _check_credential(credential: SnmpCredential, secrets_given: dict[str, str])
         credential.full_clean(exclude=[*CREDENTIAL_SECRETS.values()])
     except ValidationError as exc:
         raise ValidationError(exc.message_dict) from None
+    lines = (credential.trap_engine_ids or "").split()
+    for line in lines:
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{10,64}", line) or len(line.removeprefix("0x")) % 2:
+            raise ValidationError(
+                {
+                    "trap_engine_ids": _("“%(value)s” is not an engine ID (10 to 64 hex digits).")
+                    % {"value": line[:70]}
+                }
+            )
+    if lines and credential.version != SnmpCredential.Version.V3:
+        raise ValidationError({"trap_engine_ids": _("Only SNMPv3 traps name engine IDs.")})
+    credential.trap_engine_ids = "\n".join(line.removeprefix("0x").lower() for line in lines)
     probe_view = selectors.snmp_credentials_for_probe(credential)
     probe_view = dataclasses.replace(probe_view, **secrets_given)
     problem = probe_view.problem()
@@ -1166,6 +1179,7 @@ def snmp_traps_record(*, traps: list[ReceivedTrap]) -> list[SnmpTrap]:
             device=device,
             source=trap.source,
             version=trap.version,
+            sender=trap.sender[:100],
             trap_oid=trap.trap_oid[:200],
             uptime_s=trap.uptime_s,
             variables=trap.variables,

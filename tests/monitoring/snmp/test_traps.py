@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.utils import translation
 from pysnmp.hlapi.v3arch.asyncio import (
+    USM_AUTH_HMAC96_SHA,
+    USM_PRIV_CFB128_AES,
     CommunityData,
     ContextData,
     Integer,
@@ -15,6 +19,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     OctetString,
     SnmpEngine,
     UdpTransportTarget,
+    UsmUserData,
     send_notification,
 )
 
@@ -22,6 +27,7 @@ from onestop.assets import services as asset_services
 from onestop.core.models import DomainEvent
 from onestop.monitoring import poller_process, services
 from onestop.monitoring.models import SnmpTrap
+from onestop.monitoring.probes.snmp import SnmpCredentials
 from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
 from tests.conftest import client_for
 
@@ -169,3 +175,88 @@ def test_the_poller_stores_traps_it_receives(world):
     stored = SnmpTrap.objects.get()
     assert stored.device == switch and stored.trap_oid == LINK_DOWN
     assert stored.variables["1.3.6.1.2.1.2.2.1.2.2"] == "GigabitEthernet0/2"
+
+
+async def _send_v3(port: int, user: UsmUserData, engine_id: str) -> None:
+    sender = SnmpEngine(OctetString(hexValue=engine_id))
+    try:
+        error, *_rest = await send_notification(
+            sender,
+            user,
+            await UdpTransportTarget.create(("127.0.0.1", port), timeout=2, retries=0),
+            ContextData(),
+            "trap",
+            NotificationType(ObjectIdentity(LINK_DOWN)).add_varbinds(
+                ("1.3.6.1.2.1.2.2.1.1.5", Integer(5)),
+            ),
+        )
+        assert error is None, error
+    finally:
+        sender.close_dispatcher()
+
+
+def test_v3_traps_are_taken_from_named_engines_with_the_right_keys_only():
+    credentials = SnmpCredentials.v3(
+        "trapper",
+        auth_protocol="SHA",
+        auth_key="auth-secret-9",
+        priv_protocol="AES",
+        priv_key="priv-secret-9",
+    )
+    known_engine, stranger = "8000000001020304", "80000000010a0b0c"
+
+    def user(auth_key="auth-secret-9"):
+        return UsmUserData(
+            "trapper",
+            authKey=auth_key,
+            privKey="priv-secret-9",
+            authProtocol=USM_AUTH_HMAC96_SHA,
+            privProtocol=USM_PRIV_CFB128_AES,
+        )
+
+    async def run():
+        received: list[ReceivedTrap] = []
+        receiver = TrapReceiver(host="127.0.0.1", port=0, on_trap=received.append)
+        receiver.open()
+        receiver.users_set({42: (credentials, [bytes.fromhex(known_engine)])})
+        try:
+            await _send_v3(receiver.port, user(), known_engine)
+            await _send_v3(receiver.port, user(), stranger)  # an engine nobody named
+            await _send_v3(receiver.port, user(auth_key="wrong-secret-1"), known_engine)
+            await asyncio.sleep(0.5)
+        finally:
+            receiver.close()
+        return received
+
+    received = asyncio.run(run())
+    assert [(t.version, t.sender, t.credential_ids) for t in received] == [
+        ("3", "trapper", (42,)),
+    ]
+    assert all(t.trap_oid == LINK_DOWN for t in received)
+
+
+@pytest.mark.django_db
+@translation.override("en")
+def test_v3_trap_engine_ids_are_checked_when_saved(world):
+    fields = {
+        "actor": None,
+        "name": "Core",
+        "version": "3",
+        "user": "trapper",
+        "auth_protocol": "SHA",
+        "auth_key": "auth-secret-9",
+    }
+    credential = services.snmp_credential_create(
+        trap_engine_ids="0x8000000001020304\n80000009030000C1B1D0E001", **fields
+    )
+    assert credential.engine_ids() == [
+        bytes.fromhex("8000000001020304"),
+        bytes.fromhex("80000009030000c1b1d0e001"),
+    ]
+    for bad in ("not-hex", "80000", "8000000001020"):
+        with pytest.raises(ValidationError, match="engine ID"):
+            services.snmp_credential_update(actor=None, credential=credential, trap_engine_ids=bad)
+    with pytest.raises(ValidationError, match="Only SNMPv3"):
+        services.snmp_credential_create(
+            actor=None, name="V2", version="2c", community="c", trap_engine_ids="8000000001020304"
+        )

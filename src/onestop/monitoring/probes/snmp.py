@@ -223,6 +223,18 @@ class SnmpCredentials:
             return "SNMPv3 privacy key must be at least 8 characters"
         return None
 
+    def auth_protocol_id(self) -> tuple:
+        """pysnmp's identifier of the v3 authentication protocol (none when not set)."""
+        if not self.auth_protocol:
+            return USM_AUTH_NONE
+        return AUTH_PROTOCOLS[_protocol_key(self.auth_protocol)]
+
+    def priv_protocol_id(self) -> tuple:
+        """pysnmp's identifier of the v3 privacy protocol (none when not set)."""
+        if not self.priv_protocol:
+            return USM_PRIV_NONE
+        return PRIV_PROTOCOLS[_protocol_key(self.priv_protocol)]
+
     def _auth_data(self, engine_id: bytes | None) -> CommunityData | UsmUserData:
         if self.version == "2c":
             # v2c is insecure but it is what most managed devices speak; v3 is offered too.
