@@ -53,7 +53,9 @@ class Page:
 
 
 def _cursor_encode(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    # A time travels as ISO text; the database reads it back as a time when comparing.
+    text = json.dumps(values, default=lambda value: value.isoformat())
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def _cursor_decode(cursor: str, width: int) -> list[Any] | None:

@@ -166,6 +166,16 @@ class CheckState(models.TextChoices):
     UNKNOWN = evaluation.State.UNKNOWN.value, _("Unknown")
 
 
+def _provider_configuration_scope(user: User, customer_ids: set[int] | None) -> models.Q | None:
+    """What staff see of the provider's configuration: the provider-wide rows (no customer) and
+    those of the customers they serve; customer users see none."""
+    if not user.is_provider_staff:
+        return models.Q(pk__in=())
+    if customer_ids is None:
+        return None
+    return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+
+
 class SnmpCredential(models.Model):
     """How the poller talks SNMP to a customer's devices (or, without a customer, to any
     device): v2c with a community, or v3 with a user and its keys.
@@ -245,11 +255,7 @@ class SnmpCredential(models.Model):
     def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
         """Staff see the provider-wide credentials and those of their customers; customers
         none (they are the provider's means of access)."""
-        if not user.is_provider_staff:
-            return models.Q(pk__in=())
-        if customer_ids is None:
-            return None
-        return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+        return _provider_configuration_scope(user, customer_ids)
 
     def engine_ids(self) -> list[bytes]:
         """The trap senders' engine ids as bytes (validated when saved)."""
@@ -397,11 +403,7 @@ class CheckTemplate(CheckDefinition):
     def scope_filter(user: User, customer_ids: set[int] | None) -> models.Q | None:
         """Staff see the provider-wide templates and those of their customers; customers
         none (templates are the provider's configuration)."""
-        if not user.is_provider_staff:
-            return models.Q(pk__in=())
-        if customer_ids is None:
-            return None
-        return models.Q(customer__isnull=True) | models.Q(customer_id__in=customer_ids)
+        return _provider_configuration_scope(user, customer_ids)
 
     def matches(self, device: Device) -> bool:
         """Whether the device is in this template's scope."""

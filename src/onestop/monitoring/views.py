@@ -5,8 +5,6 @@ maintenance windows, SNMP credentials and SNMP discovery."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import secrets
@@ -35,11 +33,11 @@ from onestop.core import selectors as core_selectors
 from onestop.core.errors import ConflictError
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
-    PAGE_SIZE,
     Page,
     delete_page,
     form_page,
     form_save,
+    keyset_page,
     list_page,
     post_data,
     preset_customer,
@@ -407,73 +405,8 @@ def device_import_template(request: HttpRequest) -> HttpResponse:
 
 
 # Checks, problems, templates, maintenance windows, SNMP credentials ---------------------------
-#
-# Lists that sort by time page with `_seek_page`: core's keyset cursor holds plain JSON values,
-# these hold a time too (as ISO text, which the database compares as a time again).
 
 CHECK_LIMIT = 100
-
-
-def _seek_page(queryset: Any, *, order: tuple[str, ...], cursor: str | None) -> Page:
-    values = None
-    if cursor:
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        except (ValueError, binascii.Error):
-            values = None
-        if not isinstance(values, list) or len(values) != len(order):
-            values = None
-    if values is not None:
-        after, equal = Q(), Q()
-        for field, value in zip(order, values, strict=True):
-            name = field.lstrip("-")
-            lookup = "lt" if field.startswith("-") else "gt"
-            after |= equal & Q(**{f"{name}__{lookup}": value})
-            equal &= Q(**{name: value})
-        queryset = queryset.filter(after)
-    rows = list(queryset.order_by(*order)[: PAGE_SIZE + 1])
-    next_cursor = ""
-    if len(rows) > PAGE_SIZE:
-        rows = rows[:PAGE_SIZE]
-        last = [getattr(rows[-1], field.lstrip("-")) for field in order]
-        text = json.dumps([v.isoformat() if isinstance(v, dt.datetime) else v for v in last])
-        next_cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-    return Page(rows=rows, next_cursor=next_cursor, is_first=values is None)
-
-
-def _seek_list_page(
-    request: HttpRequest,
-    *,
-    model: type[Model],
-    queryset: Any,
-    order: tuple[str, ...],
-    filter_form: Any,
-    rows_template: str,
-    title: str,
-    add_url: str = "",
-    annotate_rows: Callable[[list[Any]], None] | None = None,
-) -> HttpResponse:
-    """core.views.list_page for lists sorted by a time (same page, filters and htmx rows)."""
-    page = _seek_page(queryset, order=order, cursor=request.GET.get("cursor"))
-    if annotate_rows is not None:
-        annotate_rows(page.rows)
-    more_filters = [field for field in filter_form if field.name != "q"]
-    context = {
-        "title": title,
-        "page": page,
-        "search_field": filter_form["q"] if "q" in filter_form.fields else None,
-        "more_filters": more_filters,
-        "more_filters_active": any(filter_form.cleaned_data.get(f.name) for f in more_filters),
-        "rows_template": rows_template,
-        "add_url": add_url if can(request.user, "add", model) else "",
-        "actions": [],
-        "list_url": request.path,
-    }
-    partial = request.htmx and not request.htmx.history_restore_request
-    response = render(request, rows_template if partial else "core/list.html", context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _in_maintenance(device: Device) -> dict[str, Any] | None:
@@ -504,7 +437,7 @@ def _device_checks(request: HttpRequest, device: Device) -> dict[str, Any]:
 
 
 def _history_page(request: HttpRequest, check: Check) -> Page:
-    return _seek_page(
+    return keyset_page(
         selectors.check_history(check=check),
         order=("-at", "-id"),
         cursor=request.GET.get("cursor"),
@@ -634,7 +567,7 @@ def monitoring_problem_list(request: HttpRequest) -> HttpResponse:
         queryset = queryset.filter(
             Q(name__icontains=data["q"]) | Q(device__name__icontains=data["q"])
         )
-    return _seek_list_page(
+    return list_page(
         request,
         model=Check,
         queryset=queryset,
@@ -676,16 +609,21 @@ def _with_device_counts(templates: list[CheckTemplate]) -> None:
         template.device_count = counts.get(template.pk, 0)
 
 
+def _by_name_and_customer(queryset: Any, form: Any) -> Any:
+    """The filter the template, window and credential lists share: a name and a customer."""
+    if q := form.cleaned_data.get("q"):
+        queryset = queryset.filter(name__icontains=q)
+    if customer := form.cleaned_data.get("customer"):
+        queryset = queryset.filter(customer=customer)
+    return queryset
+
+
 @ui_view
 def monitoring_template_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", CheckTemplate)
     form = forms.CheckTemplateFilterForm(request.GET, user=request.user)
     form.is_valid()
-    queryset = selectors.check_template_list(user=request.user)
-    if q := form.cleaned_data.get("q"):
-        queryset = queryset.filter(name__icontains=q)
-    if customer := form.cleaned_data.get("customer"):
-        queryset = queryset.filter(customer=customer)
+    queryset = _by_name_and_customer(selectors.check_template_list(user=request.user), form)
     return list_page(
         request,
         model=CheckTemplate,
@@ -767,14 +705,10 @@ def monitoring_window_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", MaintenanceWindow)
     form = forms.MaintenanceWindowFilterForm(request.GET, user=request.user)
     form.is_valid()
-    queryset = selectors.maintenance_window_list(user=request.user)
-    if q := form.cleaned_data.get("q"):
-        queryset = queryset.filter(name__icontains=q)
-    if customer := form.cleaned_data.get("customer"):
-        queryset = queryset.filter(customer=customer)
+    queryset = _by_name_and_customer(selectors.maintenance_window_list(user=request.user), form)
     if form.cleaned_data.get("active"):
         queryset = queryset.filter(pk__in=_windows_active_now(queryset, timezone.now()))
-    return _seek_list_page(
+    return list_page(
         request,
         model=MaintenanceWindow,
         queryset=queryset,
@@ -850,11 +784,7 @@ def monitoring_credential_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "view", SnmpCredential)
     form = forms.CheckTemplateFilterForm(request.GET, user=request.user)
     form.is_valid()
-    queryset = selectors.snmp_credential_list(user=request.user)
-    if q := form.cleaned_data.get("q"):
-        queryset = queryset.filter(name__icontains=q)
-    if customer := form.cleaned_data.get("customer"):
-        queryset = queryset.filter(customer=customer)
+    queryset = _by_name_and_customer(selectors.snmp_credential_list(user=request.user), form)
     return list_page(
         request,
         model=SnmpCredential,

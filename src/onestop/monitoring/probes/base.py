@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+import time
 from dataclasses import dataclass
 
 # The metric store's rule for a metric name (onestop.metrics.services.NAME_RE).
@@ -55,3 +56,15 @@ class ProbeResult:
     @property
     def ok(self) -> bool:
         return self.status is ProbeStatus.OK
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a time.perf_counter() reading)."""
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def finished(
+    status: ProbeStatus, readings: dict[str, float], message: str, started: float
+) -> ProbeResult:
+    """The result of a probe that began at `started` (time.perf_counter())."""
+    return ProbeResult(status, readings, message, elapsed_ms(started))

@@ -20,7 +20,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from .base import ProbeResult, ProbeStatus
+from .base import ProbeResult, ProbeStatus, elapsed_ms, finished
 
 
 async def probe_dns(
@@ -48,7 +48,7 @@ async def probe_dns(
         ipaddress.ip_address(server)
         wanted = {_normalize(rdtype, v) for v in expected} if expected is not None else None
     except (ValueError, dns.exception.DNSException) as exc:
-        return _done(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
 
     result = None
     for _ in range(max(0, retries) + 1):
@@ -56,7 +56,7 @@ async def probe_dns(
         if result.status is not ProbeStatus.UNREACHABLE:
             break
     assert result is not None
-    return _done(result.status, result.readings, result.message, started)
+    return finished(result.status, result.readings, result.message, started)
 
 
 async def _attempt(
@@ -79,28 +79,28 @@ async def _attempt(
                 response = await _over_tcp(query, server, port, timeout)
     except _TcpFallbackFailed as exc:
         # UDP did answer (truncated, or garbage with the TC bit set), so this is not "down".
-        return _done(
+        return finished(
             ProbeStatus.FAILED,
-            {"dns.latency_ms": _ms(started)},
+            {"dns.latency_ms": elapsed_ms(started)},
             f"truncated UDP answer from {server} and no answer over TCP: {exc}",
             started,
         )
     except (TimeoutError, dns.exception.Timeout):
-        return _done(
+        return finished(
             ProbeStatus.UNREACHABLE, {}, f"no answer from {server} within {timeout:g} s", started
         )
     except OSError as exc:  # refused (ICMP port unreachable), network unreachable
-        return _done(ProbeStatus.UNREACHABLE, {}, f"no answer from {server}: {exc}", started)
+        return finished(ProbeStatus.UNREACHABLE, {}, f"no answer from {server}: {exc}", started)
     except (dns.exception.DNSException, ValueError, EOFError) as exc:
         # Something answered, but not with a DNS reply to our question.
-        return _done(
+        return finished(
             ProbeStatus.FAILED,
-            {"dns.latency_ms": _ms(started)},
+            {"dns.latency_ms": elapsed_ms(started)},
             f"unparsable answer from {server}: {type(exc).__name__}: {exc}",
             started,
         )
 
-    latency = _ms(started)
+    latency = elapsed_ms(started)
     rcode = response.rcode()
     answers = [
         _normalize(rdtype, rdata.to_text(), rdata)
@@ -117,24 +117,24 @@ async def _attempt(
     if rcode != dns.rcode.NOERROR:
         if wanted is not None:
             readings["dns.answer_match"] = 0.0
-        return _done(ProbeStatus.FAILED, readings, dns.rcode.to_text(rcode), started)
+        return finished(ProbeStatus.FAILED, readings, dns.rcode.to_text(rcode), started)
     if not answers:
         if wanted is not None:
             readings["dns.answer_match"] = 0.0
-        return _done(ProbeStatus.FAILED, readings, f"no {type_text} records", started)
+        return finished(ProbeStatus.FAILED, readings, f"no {type_text} records", started)
     shown = ", ".join(answers[:10]) + (" …" if len(answers) > 10 else "")
     summary = f"{type_text} {shown} in {latency:.0f} ms"
     if wanted is not None:
         missing = wanted - set(answers)
         readings["dns.answer_match"] = 0.0 if missing else 1.0
         if missing:
-            return _done(
+            return finished(
                 ProbeStatus.FAILED,
                 readings,
                 f"{summary}; expected {', '.join(sorted(missing))} missing",
                 started,
             )
-    return _done(ProbeStatus.OK, readings, summary, started)
+    return finished(ProbeStatus.OK, readings, summary, started)
 
 
 class _TcpFallbackFailed(Exception):
@@ -163,13 +163,3 @@ def _normalize(rdtype: dns.rdatatype.RdataType, text: str, rdata=None) -> str:
         except ValueError:
             return text
     return text.rstrip(".").lower()  # names: case-insensitive, trailing dot optional
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _done(
-    status: ProbeStatus, readings: dict[str, float], message: str, started: float
-) -> ProbeResult:
-    return ProbeResult(status, readings, message, (time.perf_counter() - started) * 1000)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import httpx
 from cryptography import x509
 
-from .base import ProbeResult, ProbeStatus
+from .base import ProbeResult, ProbeStatus, finished
 
 USER_AGENT = "OneStop-monitor"
 MAX_BODY = 1024 * 1024  # bytes read for the body match; the rest is not downloaded
@@ -203,9 +203,9 @@ async def probe_http(
         host, port = parsed.hostname, parsed.port
         pattern = _compile(body_match) if body_match is not None and body_regex else None
     except (ValueError, re.error) as exc:
-        return _done(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
     if parsed.scheme not in ("http", "https") or not host:
-        return _done(ProbeStatus.UNKNOWN, {}, f"not an http(s) URL: {url}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"not an http(s) URL: {url}", started)
     port = port or (443 if parsed.scheme == "https" else 80)
     own_client = client is None
     if own_client:
@@ -234,7 +234,7 @@ async def probe_http(
     finally:
         if own_client:
             await client.aclose()
-    return _done(result.status, result.readings, result.message, started)
+    return finished(result.status, result.readings, result.message, started)
 
 
 async def _attempt(
@@ -280,7 +280,7 @@ async def _attempt(
         readings["tls.days_left"] = cert.days_left()
         readings["tls.verified"] = 1.0 if cert.verified else 0.0
     if response is None:
-        return _done(ProbeStatus.UNREACHABLE, readings, failure, started)
+        return finished(ProbeStatus.UNREACHABLE, readings, failure, started)
 
     readings["http.status"] = float(response.status_code)
     readings["http.latency_ms"] = round(latency_ms, 3)
@@ -303,8 +303,8 @@ async def _attempt(
         else:
             summary += f"; TLS: {cert.error}"  # unreadable or not judged: say so, don't fail
     if problems:
-        return _done(ProbeStatus.FAILED, readings, f"{summary}; {'; '.join(problems)}", started)
-    return _done(ProbeStatus.OK, readings, summary, started)
+        return finished(ProbeStatus.FAILED, readings, f"{summary}; {'; '.join(problems)}", started)
+    return finished(ProbeStatus.OK, readings, summary, started)
 
 
 async def _request(
@@ -368,9 +368,3 @@ def _describe(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     text = str(exc) or (str(cause) if cause else "") or type(exc).__name__
     return text
-
-
-def _done(
-    status: ProbeStatus, readings: dict[str, float], message: str, started: float
-) -> ProbeResult:
-    return ProbeResult(status, readings, message, (time.perf_counter() - started) * 1000)

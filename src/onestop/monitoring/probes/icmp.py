@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError, NameLookupError, SocketPermissionError
 
-from .base import ProbeResult, ProbeStatus
+from .base import ProbeResult, ProbeStatus, finished
 
 CAP_NET_RAW = 13  # bit number in /proc/self/status CapEff (linux/capability.h)
 PING_GROUP_RANGE_PATH = "/proc/sys/net/ipv4/ping_group_range"
@@ -132,7 +132,7 @@ async def probe_ping(
     started = time.perf_counter()
     access = access or icmp_access()
     if access.mode is IcmpMode.NONE:
-        return _result(ProbeStatus.UNKNOWN, {}, access.reason, started)
+        return finished(ProbeStatus.UNKNOWN, {}, access.reason, started)
     count = max(1, count)
     interval = max(0.0, min(interval, timeout / count))
     reply_timeout = max(0.01, (timeout - (count - 1) * interval) / count)
@@ -148,17 +148,17 @@ async def probe_ping(
             )
     except TimeoutError:
         # Only a slow name lookup can get here: replies are bounded by reply_timeout.
-        return _result(ProbeStatus.UNREACHABLE, {}, f"no answer within {timeout:g} s", started)
+        return finished(ProbeStatus.UNREACHABLE, {}, f"no answer within {timeout:g} s", started)
     except NameLookupError:
-        return _result(ProbeStatus.UNKNOWN, {}, f"cannot resolve {host}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"cannot resolve {host}", started)
     except SocketPermissionError:
-        return _result(ProbeStatus.UNKNOWN, {}, f"ICMP not permitted; {FIX_HINT}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"ICMP not permitted; {FIX_HINT}", started)
     except (ICMPLibError, OSError) as exc:
-        return _result(ProbeStatus.UNKNOWN, {}, f"ping failed: {exc}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"ping failed: {exc}", started)
     loss = round(found.packet_loss * 100, 1)
     readings = {"ping.loss_pct": loss}
     if not found.is_alive:
-        return _result(
+        return finished(
             ProbeStatus.UNREACHABLE,
             readings,
             f"no reply to {found.packets_sent} echo request(s) ({loss:g} % loss)",
@@ -170,10 +170,4 @@ async def probe_ping(
         "ping.rtt_max_ms": round(found.max_rtt, 3),
     }
     message = f"{loss:g} % loss, rtt {found.min_rtt:.2f}/{found.avg_rtt:.2f}/{found.max_rtt:.2f} ms"
-    return _result(ProbeStatus.OK, readings, message, started)
-
-
-def _result(
-    status: ProbeStatus, readings: dict[str, float], message: str, started: float
-) -> ProbeResult:
-    return ProbeResult(status, readings, message, (time.perf_counter() - started) * 1000)
+    return finished(ProbeStatus.OK, readings, message, started)

@@ -47,7 +47,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1902, rfc1905
 
-from .base import METRIC_NAME_RE, ProbeResult, ProbeStatus
+from .base import METRIC_NAME_RE, ProbeResult, ProbeStatus, elapsed_ms, finished
 
 log = logging.getLogger(__name__)
 
@@ -670,16 +670,6 @@ def rebooted(
     return previous < SYSUPTIME_WRAP_S - 86_400  # within a day of the wrap: assume the wrap
 
 
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _result(
-    status: ProbeStatus, readings: dict[str, float], message: str, started: float
-) -> ProbeResult:
-    return ProbeResult(status, readings, message, _elapsed_ms(started))
-
-
 # --- probes --------------------------------------------------------------------------------
 
 
@@ -709,10 +699,10 @@ async def probe_snmp_uptime(
         retries=retries,
     )
     if not reply.ok:
-        return _result(reply.status, {}, reply.error, started)
+        return finished(reply.status, {}, reply.error, started)
     ticks = reply.values.get(SYS_UPTIME)
     if not isinstance(ticks, int):
-        return _result(ProbeStatus.FAILED, {}, "agent has no sysUpTime", started)
+        return finished(ProbeStatus.FAILED, {}, "agent has no sysUpTime", started)
     uptime = ticks / 100
     readings = {"snmp.uptime_s": uptime}
     host_ticks = reply.values.get(HR_SYSTEM_UPTIME)
@@ -725,7 +715,7 @@ async def probe_snmp_uptime(
         readings["snmp.rebooted"] = 1.0 if restarted else 0.0
         if restarted:
             message += f" (rebooted: uptime was {_duration(previous_uptime_s)})"
-    return _result(ProbeStatus.OK, readings, message, started)
+    return finished(ProbeStatus.OK, readings, message, started)
 
 
 def _duration(seconds: float) -> str:
@@ -904,7 +894,7 @@ def _interfaces_result(
         status,
         readings,
         message,
-        _elapsed_ms(started),
+        elapsed_ms(started),
         interfaces=interfaces,
         samples=tuple(samples),
     )
@@ -1159,7 +1149,7 @@ async def probe_snmp_cpu_memory(
         host, [SYS_OBJECT_ID], credentials, port=port, timeout=timeout, retries=retries
     )
     if not ident.ok:
-        return _result(ident.status, {}, ident.error, started)
+        return finished(ident.status, {}, ident.error, started)
     object_id = ident.values.get(SYS_OBJECT_ID)
     enterprise = enterprise_of(object_id) if isinstance(object_id, str) else None
     order = _ORDER.get(enterprise, _DEFAULT_ORDER) if enterprise is not None else _DEFAULT_ORDER
@@ -1184,13 +1174,13 @@ async def probe_snmp_cpu_memory(
         if cpu_done and mem_done:
             break
     if not found:
-        return _result(
+        return finished(
             ProbeStatus.FAILED,
             {},
             f"no CPU or memory data in {', '.join(order)} MIBs (sysObjectID {object_id})",
             started,
         )
-    return _result(ProbeStatus.OK, readings, ", ".join(found), started)
+    return finished(ProbeStatus.OK, readings, ", ".join(found), started)
 
 
 async def probe_snmp_oid(
@@ -1211,16 +1201,16 @@ async def probe_snmp_oid(
     """
     started = time.perf_counter()
     if not METRIC_NAME_RE.fullmatch(reading):
-        return _result(ProbeStatus.UNKNOWN, {}, f"invalid reading name {reading!r}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, f"invalid reading name {reading!r}", started)
     try:
         oid = _clean_oid(oid)
     except ValueError as exc:
-        return _result(ProbeStatus.UNKNOWN, {}, str(exc), started)
+        return finished(ProbeStatus.UNKNOWN, {}, str(exc), started)
     reply = await snmp_get(host, [oid], credentials, port=port, timeout=timeout, retries=retries)
     if not reply.ok:
-        return _result(reply.status, {}, reply.error, started)
+        return finished(reply.status, {}, reply.error, started)
     if oid not in reply.values:
-        return _result(ProbeStatus.FAILED, {}, f"no such object {oid} on {host}", started)
+        return finished(ProbeStatus.FAILED, {}, f"no such object {oid} on {host}", started)
     value = reply.values[oid]
     text = as_text(value)
     if expect is not None:
@@ -1228,7 +1218,7 @@ async def probe_snmp_oid(
         status = ProbeStatus.OK if matched else ProbeStatus.FAILED
         shown = text if len(text) <= 80 else text[:77] + "..."
         verdict = "contains" if matched else "does not contain"
-        return _result(
+        return finished(
             status,
             {"snmp.match": 1.0 if matched else 0.0},
             f"{oid} = {shown!r} {verdict} {expect!r}",
@@ -1239,7 +1229,7 @@ async def probe_snmp_oid(
         with contextlib.suppress(ValueError):
             number = float(text)  # numbers sent as strings (common in vendor MIBs)
     if number is None:
-        return _result(
+        return finished(
             ProbeStatus.OK, {}, f"{oid} = {text[:80]!r} (not a number, no reading)", started
         )
-    return _result(ProbeStatus.OK, {reading: number}, f"{oid} = {value}", started)
+    return finished(ProbeStatus.OK, {reading: number}, f"{oid} = {value}", started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .base import ProbeResult, ProbeStatus
+from .base import ProbeResult, ProbeStatus, finished
 
 MAX_READ = 64 * 1024  # enough for any banner; a chatty service must not fill memory
 
@@ -50,7 +50,7 @@ async def _attempt(
             connected = time.perf_counter()
             readings["tcp.connect_ms"] = round((connected - started) * 1000, 3)
             if send is None and expect is None:
-                return _done(ProbeStatus.OK, readings, f"connected to {host}:{port}", started)
+                return finished(ProbeStatus.OK, readings, f"connected to {host}:{port}", started)
             if send:
                 writer.write(send)
                 await writer.drain()
@@ -62,18 +62,18 @@ async def _attempt(
         if "tcp.connect_ms" in readings:
             # Connected, so the port is up; it just did not say what we expected in time.
             readings["tcp.expect_match"] = 0.0
-            return _done(
+            return finished(
                 ProbeStatus.FAILED,
                 readings,
                 f"no expected answer within {timeout:g} s, got {bytes(seen[:80])!r}",
                 started,
             )
-        return _done(
+        return finished(
             ProbeStatus.UNREACHABLE, readings, f"connect timed out after {timeout:g} s", started
         )
     except OSError as exc:  # refused, unreachable, reset, name lookup (socket.gaierror)
         status = ProbeStatus.FAILED if "tcp.connect_ms" in readings else ProbeStatus.UNREACHABLE
-        return _done(status, readings, _describe(exc), started)
+        return finished(status, readings, _describe(exc), started)
     finally:
         if writer is not None:
             # Not awaited: the close finishes in the background, outside the timeout. A peer
@@ -83,12 +83,14 @@ async def _attempt(
             else:
                 writer.close()
     if wanted is None:
-        return _done(ProbeStatus.OK, readings, f"sent {len(send or b'')} bytes", started)
+        return finished(ProbeStatus.OK, readings, f"sent {len(send or b'')} bytes", started)
     if wanted in seen:
         readings["tcp.expect_match"] = 1.0
-        return _done(ProbeStatus.OK, readings, f"expected answer from {host}:{port}", started)
+        return finished(ProbeStatus.OK, readings, f"expected answer from {host}:{port}", started)
     readings["tcp.expect_match"] = 0.0
-    return _done(ProbeStatus.FAILED, readings, f"unexpected answer: {bytes(seen[:80])!r}", started)
+    return finished(
+        ProbeStatus.FAILED, readings, f"unexpected answer: {bytes(seen[:80])!r}", started
+    )
 
 
 async def _read_until(reader: asyncio.StreamReader, wanted: bytes, seen: bytearray) -> None:
@@ -104,9 +106,3 @@ def _describe(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _done(
-    status: ProbeStatus, readings: dict[str, float], message: str, started: float
-) -> ProbeResult:
-    return ProbeResult(status, readings, message, (time.perf_counter() - started) * 1000)
