@@ -60,4 +60,10 @@ def test_checks_follow_the_newest_samples_and_lose_them_when_the_agent_stops(wor
     with translation.override("en"):
         assert services.agent_checks_evaluate(now=later) == 2
     assert set(Check.objects.values_list("state", flat=True)) == {CheckState.UNKNOWN}
-    assert Check.objects.get(pk=cpu.pk).last_message.endswith("No data from the agent.")
+    # Stored as a note, shown in the reader's language whatever the worker's was.
+    stale = Check.objects.get(pk=cpu.pk)
+    assert stale.last_note["template"] == "No data from the agent."
+    with translation.override("zh-hans"):
+        assert stale.last_message == "未收到代理程序的数据。"
+    with translation.override("en"):
+        assert stale.last_message == "No data from the agent."

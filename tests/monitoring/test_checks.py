@@ -24,6 +24,7 @@ from onestop.monitoring.models import (
     CheckTemplate,
     MaintenanceWindow,
 )
+from onestop.monitoring.probes.base import verbatim
 
 pytestmark = pytest.mark.django_db
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -288,7 +289,7 @@ def test_probe_results_and_missing_data(world):
             check=ping,
             value=1.5 if status == "ok" else None,
             status=status,
-            message="" if status == "ok" else f"ping {status}",
+            message=None if status == "ok" else verbatim(f"ping {status}"),
             at=T0 + dt.timedelta(minutes=i),
         )
         changes.append(change and (change.from_state, change.to_state, change.message))

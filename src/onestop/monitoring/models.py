@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 from dateutil import rrule as dateutil_rrule
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from onestop.assets.models import Device
 from onestop.core.models import TIME_ZONE_CHOICES, Customer, Site, User
 from onestop.monitoring import evaluation
+from onestop.monitoring.probes.base import Note
 
 DEFAULT_INTERVAL = 60
 DEFAULT_INVENTORY_INTERVAL = 6 * 3600
@@ -155,6 +157,16 @@ class AgentReport(models.Model):
 
 
 # Checks -------------------------------------------------------------------------------------------
+
+
+def note_text(data: Any) -> str:
+    """A stored Note (its `as_data()`) in the active language; "" when there is none."""
+    if not isinstance(data, dict) or not data.get("template"):
+        return ""
+    try:
+        return Note.from_data(data).render(gettext)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return str(data.get("template"))  # a damaged row still shows something
 
 
 class CheckState(models.TextChoices):
@@ -438,7 +450,8 @@ class Check(CheckDefinition):
     candidate = models.CharField(max_length=8, choices=CheckState.choices, blank=True)
     candidate_count = models.PositiveSmallIntegerField(default=0)
     last_value = models.FloatField(_("last value"), null=True, blank=True)
-    last_message = models.CharField(_("last message"), max_length=500, blank=True)
+    # A probes.base.Note as data: shown in the reader's language (see `last_message`).
+    last_note = models.JSONField(_("last message"), default=dict, blank=True)
     last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -451,7 +464,7 @@ class Check(CheckDefinition):
         "candidate",
         "candidate_count",
         "last_value",
-        "last_message",
+        "last_note",
         "last_checked_at",
     )
 
@@ -476,6 +489,10 @@ class Check(CheckDefinition):
     @property
     def overridden(self) -> bool:
         return bool(self.overridden_fields)
+
+    @property
+    def last_message(self) -> str:
+        return note_text(self.last_note)
 
     @property
     def memory(self) -> evaluation.Memory:
@@ -510,7 +527,7 @@ class CheckStateChange(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    message = models.CharField(_("message"), max_length=500, blank=True)
+    note = models.JSONField(_("message"), default=dict, blank=True)  # a probes.base.Note
 
     scope_customer_field = "check_obj__device__customer_id"
 
@@ -522,6 +539,10 @@ class CheckStateChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_obj_id}: {self.from_state} → {self.to_state}"
+
+    @property
+    def message(self) -> str:
+        return note_text(self.note)
 
 
 # Maintenance windows ------------------------------------------------------------------------------

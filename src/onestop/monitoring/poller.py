@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from onestop.monitoring.probes import dns, http, icmp, snmp, tcp
-from onestop.monitoring.probes.base import ProbeResult, ProbeStatus
+from onestop.monitoring.probes.base import ProbeResult, ProbeStatus, note
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,12 @@ class Poller:
             # A bug in one probe must not stop the others; the check shows why it is UNKNOWN.
             log.exception("probe %s of check %s failed", target.probe, target.check_id)
             elapsed = (time.perf_counter() - started) * 1000
-            result = ProbeResult(ProbeStatus.UNKNOWN, {}, f"probe error: {exc!r}"[:500], elapsed)
+            result = ProbeResult(
+                ProbeStatus.UNKNOWN,
+                {},
+                note("probe error: {error}", error=repr(exc)[:400]),
+                elapsed,
+            )
         finally:
             self._slots.release()
             self._running.discard(target.check_id)
@@ -266,7 +271,9 @@ class ProbeDispatcher:
                 )
             case "snmp_uptime" | "snmp_interfaces" | "snmp_cpu_memory" | "snmp_oid":
                 return await self._snmp(target)
-        return ProbeResult(ProbeStatus.UNKNOWN, {}, f"no such probe: {target.probe}", 0.0)
+        return ProbeResult(
+            ProbeStatus.UNKNOWN, {}, note("no such probe: {probe}", probe=target.probe), 0.0
+        )
 
     async def _snmp(self, target: Target) -> ProbeResult:
         params = target.params

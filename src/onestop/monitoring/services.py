@@ -47,6 +47,7 @@ from onestop.monitoring.models import (
     SnmpTrap,
 )
 from onestop.monitoring.poller import Outcome
+from onestop.monitoring.probes.base import Note, note
 from onestop.monitoring.traps import ReceivedTrap
 
 TOKEN_PREFIX = "et_"  # noqa: S105 - the visible start of a token, not a secret
@@ -859,12 +860,16 @@ def maintenance_window_delete(*, actor: User | None, window: MaintenanceWindow) 
 STATE_CHANGED_EVENT = "check.state_changed"
 
 
-def _result_message(check: Check, value: float | None, status: str | None, message: str) -> str:
-    if message.strip():
-        return message.strip()[:500]
+def _result_note(
+    check: Check, value: float | None, status: str | None, message: Note | None
+) -> Note:
+    if message is not None and message.template:
+        return message
     if value is not None:
-        return f"{check.metric or check.probe} = {value:g}"
-    return f"{check.metric or check.probe}: {status or 'no data'}"
+        return Note("{metric} = {value:g}", {"metric": check.metric or check.probe, "value": value})
+    if status:
+        return Note("{metric}: {status}", {"metric": check.metric or check.probe, "status": status})
+    return note("{metric}: no data", metric=check.metric or check.probe)
 
 
 def check_result_record(
@@ -872,7 +877,7 @@ def check_result_record(
     check: Check,
     value: float | None,
     status: str | None = None,
-    message: str = "",
+    message: Note | None = None,
     at: dt.datetime | None = None,
 ) -> CheckStateChange | None:
     """Feeds one result (a value, a probe status, or neither when there was no data) to the
@@ -895,14 +900,14 @@ def check_result_record(
         if not locked.enabled or (locked.last_checked_at and at < locked.last_checked_at):
             return None
         outcome = evaluation.evaluate(locked.rule, locked.memory, value, status)
-        text = _result_message(locked, value, status, message)
+        text = _result_note(locked, value, status, message).as_data()
         memory = outcome.memory
         updates: dict[str, Any] = {
             "state": memory.state.value,
             "candidate": memory.candidate.value if memory.candidate else "",
             "candidate_count": memory.count,
             "last_value": value,
-            "last_message": text,
+            "last_note": text,
             "last_checked_at": at,
         }
         change = None
@@ -917,7 +922,7 @@ def check_result_record(
                 at=at,
                 in_maintenance=window is not None,
                 maintenance_window=window,
-                message=text,
+                note=text,
             )
             DomainEvent.objects.create(
                 name=STATE_CHANGED_EVENT,
@@ -938,7 +943,9 @@ def check_result_record(
                     "at": at.isoformat(),
                     "in_maintenance": change.in_maintenance,
                     "maintenance_window_id": window.pk if window else None,
-                    "message": text,
+                    # In English, and as data to show in each reader's language.
+                    "message": str(Note.from_data(text)),
+                    "note": text,
                 },
             )
         Check.objects.filter(pk=locked.pk).update(**updates)
@@ -989,9 +996,11 @@ def _check_credential(credential: SnmpCredential, secrets_given: dict[str, str])
     probe_view = dataclasses.replace(probe_view, **secrets_given)
     problem = probe_view.problem()
     if problem:
-        # The probe module's reasons are English; the form shows a translated summary with it.
         raise ValidationError(
-            {"__all__": _("These SNMP credentials cannot work: %(why)s") % {"why": problem}}
+            {
+                "__all__": _("These SNMP credentials cannot work: %(why)s")
+                % {"why": problem.render(_)}
+            }
         )
 
 
@@ -1109,7 +1118,7 @@ def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
                         check=check,
                         value=_check_value(check, outcome),
                         status=outcome.result.status.value,
-                        message=outcome.result.message,
+                        message=outcome.result.note,
                         at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
                     )
                 except Check.DoesNotExist:
@@ -1440,7 +1449,7 @@ def _discovery_sweep_and_store(job: DiscoveryJob) -> None:
         _discovery_finish(
             job,
             status=DiscoveryJob.Status.FAILED,
-            message=_("These SNMP credentials cannot work: %(why)s") % {"why": problem},
+            message=_("These SNMP credentials cannot work: %(why)s") % {"why": problem.render(_)},
             hosts_total=len(addresses),
         )
         return
@@ -1593,7 +1602,7 @@ def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
                     seconds=check.interval * AGENT_CHECK_STALE_INTERVALS
                 ):
                     change = check_result_record(
-                        check=check, value=None, message=_("No data from the agent."), at=now
+                        check=check, value=None, message=note("No data from the agent."), at=now
                     )
                 else:
                     continue

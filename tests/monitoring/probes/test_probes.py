@@ -73,15 +73,15 @@ def test_datagram_sockets_when_a_group_is_in_ping_group_range():
     assert access.mode is IcmpMode.DATAGRAM
     narrow = decide_icmp_mode(cap_net_raw=False, groups=[1000, 27], group_range=(20, 30))
     assert narrow.mode is IcmpMode.DATAGRAM
-    assert "27" in narrow.reason
+    assert "27" in str(narrow.reason)
 
 
 def test_no_icmp_when_the_kernel_default_range_excludes_everyone():
     # "1 0" is the kernel's default: an empty range.
     access = decide_icmp_mode(cap_net_raw=False, groups=[0, 1000], group_range=(1, 0))
     assert access.mode is IcmpMode.NONE
-    assert "net.ipv4.ping_group_range" in access.reason
-    assert "cap_net_raw" in access.reason
+    assert "net.ipv4.ping_group_range" in str(access.reason)
+    assert "cap_net_raw" in str(access.reason)
 
 
 def test_no_range_file_means_no_datagram_sockets_except_where_the_platform_allows_them():
@@ -107,7 +107,7 @@ def test_decision_is_made_once_per_process():
 
 
 def test_ping_without_permission_is_unknown_with_the_fix_and_sends_nothing():
-    denied = IcmpAccess(IcmpMode.NONE, "ICMP not permitted; " + icmp.FIX_HINT)
+    denied = IcmpAccess(IcmpMode.NONE, icmp.FIX_HINT)
     result = run(probe_ping(host=DEAD_ADDRESS, timeout=5, access=denied))
     assert result.status is ProbeStatus.UNKNOWN
     assert "ping_group_range" in result.message
@@ -131,7 +131,7 @@ def test_ping_loopback_answers_with_round_trip_times():
     r = result.readings
     assert r["ping.loss_pct"] == 0
     assert 0 <= r["ping.rtt_min_ms"] <= r["ping.rtt_ms"] <= r["ping.rtt_max_ms"] < 1000
-    assert "0 % loss" in result.message
+    assert "loss 0 %" in result.message
 
 
 def test_ping_an_address_nothing_answers_is_unreachable_with_full_loss_within_timeout():
@@ -530,7 +530,7 @@ def test_https_server_that_never_completes_the_handshake_returns_within_timeout(
     assert result.readings == {}  # no certificate seen, so no tls.* readings either
     assert result.duration_ms < 1000
     assert cert.not_after is None
-    assert "handshake" in cert.error
+    assert "handshake" in str(cert.error)
 
 
 def test_http_body_that_never_ends_is_cut_off_at_the_timeout(self_signed_10_days):

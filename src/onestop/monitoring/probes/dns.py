@@ -20,7 +20,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from .base import ProbeResult, ProbeStatus, elapsed_ms, finished
+from .base import ProbeResult, ProbeStatus, elapsed_ms, finished, note, verbatim
 
 
 async def probe_dns(
@@ -48,7 +48,12 @@ async def probe_dns(
         ipaddress.ip_address(server)
         wanted = {_normalize(rdtype, v) for v in expected} if expected is not None else None
     except (ValueError, dns.exception.DNSException) as exc:
-        return finished(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
+        return finished(
+            ProbeStatus.UNKNOWN,
+            {},
+            note("bad check configuration: {error}", error=str(exc)),
+            started,
+        )
 
     result = None
     for _ in range(max(0, retries) + 1):
@@ -56,7 +61,7 @@ async def probe_dns(
         if result.status is not ProbeStatus.UNREACHABLE:
             break
     assert result is not None
-    return finished(result.status, result.readings, result.message, started)
+    return finished(result.status, result.readings, result.note, started)
 
 
 async def _attempt(
@@ -82,21 +87,37 @@ async def _attempt(
         return finished(
             ProbeStatus.FAILED,
             {"dns.latency_ms": elapsed_ms(started)},
-            f"truncated UDP answer from {server} and no answer over TCP: {exc}",
+            note(
+                "truncated UDP answer from {server} and no answer over TCP: {error}",
+                server=server,
+                error=str(exc),
+            ),
             started,
         )
     except (TimeoutError, dns.exception.Timeout):
         return finished(
-            ProbeStatus.UNREACHABLE, {}, f"no answer from {server} within {timeout:g} s", started
+            ProbeStatus.UNREACHABLE,
+            {},
+            note("no answer from {server} within {timeout:g} s", server=server, timeout=timeout),
+            started,
         )
     except OSError as exc:  # refused (ICMP port unreachable), network unreachable
-        return finished(ProbeStatus.UNREACHABLE, {}, f"no answer from {server}: {exc}", started)
+        return finished(
+            ProbeStatus.UNREACHABLE,
+            {},
+            note("no answer from {server}: {error}", server=server, error=str(exc)),
+            started,
+        )
     except (dns.exception.DNSException, ValueError, EOFError) as exc:
         # Something answered, but not with a DNS reply to our question.
         return finished(
             ProbeStatus.FAILED,
             {"dns.latency_ms": elapsed_ms(started)},
-            f"unparsable answer from {server}: {type(exc).__name__}: {exc}",
+            note(
+                "unparsable answer from {server}: {error}",
+                server=server,
+                error=f"{type(exc).__name__}: {exc}",
+            ),
             started,
         )
 
@@ -117,13 +138,17 @@ async def _attempt(
     if rcode != dns.rcode.NOERROR:
         if wanted is not None:
             readings["dns.answer_match"] = 0.0
-        return finished(ProbeStatus.FAILED, readings, dns.rcode.to_text(rcode), started)
+        return finished(ProbeStatus.FAILED, readings, verbatim(dns.rcode.to_text(rcode)), started)
     if not answers:
         if wanted is not None:
             readings["dns.answer_match"] = 0.0
-        return finished(ProbeStatus.FAILED, readings, f"no {type_text} records", started)
+        return finished(
+            ProbeStatus.FAILED, readings, note("no {type} records", type=type_text), started
+        )
     shown = ", ".join(answers[:10]) + (" …" if len(answers) > 10 else "")
-    summary = f"{type_text} {shown} in {latency:.0f} ms"
+    summary = note(
+        "{type} {answers} in {latency:.0f} ms", type=type_text, answers=shown, latency=latency
+    )
     if wanted is not None:
         missing = wanted - set(answers)
         readings["dns.answer_match"] = 0.0 if missing else 1.0
@@ -131,7 +156,11 @@ async def _attempt(
             return finished(
                 ProbeStatus.FAILED,
                 readings,
-                f"{summary}; expected {', '.join(sorted(missing))} missing",
+                note(
+                    "{summary}; expected {missing} missing",
+                    summary=summary,
+                    missing=", ".join(sorted(missing)),
+                ),
                 started,
             )
     return finished(ProbeStatus.OK, readings, summary, started)

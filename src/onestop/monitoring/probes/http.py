@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import httpx
 from cryptography import x509
 
-from .base import ProbeResult, ProbeStatus, finished
+from .base import Note, ProbeResult, ProbeStatus, finished, note, notes_joined, verbatim
 
 USER_AGENT = "OneStop-monitor"
 MAX_BODY = 1024 * 1024  # bytes read for the body match; the rest is not downloaded
@@ -65,7 +65,7 @@ def make_client(*, max_connections: int = 500, verify: bool = False) -> httpx.As
 class CertInfo:
     not_after: datetime | None  # None when the certificate could not be read
     verified: bool
-    error: str  # why verification failed or the certificate could not be read; "" when fine
+    error: Note | None  # why verification failed or the certificate could not be read
 
     def days_left(self, now: datetime | None = None) -> float | None:
         if self.not_after is None:
@@ -130,21 +130,27 @@ async def fetch_certificate(
         der = await _peer_certificate(
             host, port, sni, context or _default_verifying_context(), timeout
         )
-        verified, error = True, ""
+        verified, error = True, None
     except ssl.SSLCertVerificationError as exc:
-        verified, error = False, exc.verify_message or str(exc)
+        verified, error = False, verbatim(exc.verify_message or str(exc))
         try:
             der = await _peer_certificate(host, port, sni, _insecure_context(), timeout)
         except (OSError, TimeoutError) as exc2:
-            return CertInfo(None, False, f"{error}; certificate unreadable: {_describe(exc2)}")
+            return CertInfo(
+                None,
+                False,
+                note(
+                    "{error}; certificate unreadable: {reason}", error=error, reason=_describe(exc2)
+                ),
+            )
     except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-        return CertInfo(None, False, f"TLS handshake failed: {_describe(exc)}")
+        return CertInfo(None, False, note("TLS handshake failed: {reason}", reason=_describe(exc)))
     if not der:
-        return CertInfo(None, verified, error or "no certificate presented")
+        return CertInfo(None, verified, error or note("no certificate presented"))
     try:
         not_after = x509.load_der_x509_certificate(der).not_valid_after_utc
     except ValueError as exc:
-        return CertInfo(None, verified, f"unparsable certificate: {exc}")
+        return CertInfo(None, verified, note("unparsable certificate: {error}", error=str(exc)))
     return CertInfo(not_after, verified, error)
 
 
@@ -203,9 +209,16 @@ async def probe_http(
         host, port = parsed.hostname, parsed.port
         pattern = _compile(body_match) if body_match is not None and body_regex else None
     except (ValueError, re.error) as exc:
-        return finished(ProbeStatus.UNKNOWN, {}, f"bad check configuration: {exc}", started)
+        return finished(
+            ProbeStatus.UNKNOWN,
+            {},
+            note("bad check configuration: {error}", error=str(exc)),
+            started,
+        )
     if parsed.scheme not in ("http", "https") or not host:
-        return finished(ProbeStatus.UNKNOWN, {}, f"not an http(s) URL: {url}", started)
+        return finished(
+            ProbeStatus.UNKNOWN, {}, note("not an http(s) URL: {url}", url=url), started
+        )
     port = port or (443 if parsed.scheme == "https" else 80)
     own_client = client is None
     if own_client:
@@ -234,7 +247,7 @@ async def probe_http(
     finally:
         if own_client:
             await client.aclose()
-    return finished(result.status, result.readings, result.message, started)
+    return finished(result.status, result.readings, result.note, started)
 
 
 async def _attempt(
@@ -284,9 +297,9 @@ async def _attempt(
 
     readings["http.status"] = float(response.status_code)
     readings["http.latency_ms"] = round(latency_ms, 3)
-    problems: list[str] = []
+    problems: list[Note] = []
     if response.status_code not in expected:
-        problems.append("unexpected status")
+        problems.append(note("unexpected status"))
     if body_match is not None:
         try:
             text = body.decode(response.encoding or "utf-8", errors="replace")
@@ -295,15 +308,18 @@ async def _attempt(
         matched = pattern.search(text) is not None if pattern else body_match in text
         readings["http.body_match"] = 1.0 if matched else 0.0
         if not matched:
-            problems.append("body does not match")
-    summary = f"HTTP {response.status_code} in {latency_ms:.0f} ms"
-    if cert is not None and not cert.verified:
+            problems.append(note("body does not match"))
+    summary = note(
+        "HTTP {status} in {latency:.0f} ms", status=response.status_code, latency=latency_ms
+    )
+    if cert is not None and not cert.verified and cert.error is not None:
         if verify_tls and cert.not_after is not None:
-            problems.append(f"TLS certificate not valid: {cert.error}")
+            problems.append(note("TLS certificate not valid: {error}", error=cert.error))
         else:
-            summary += f"; TLS: {cert.error}"  # unreadable or not judged: say so, don't fail
+            # Unreadable or not judged: say so, don't fail.
+            summary = notes_joined(summary, note("TLS: {error}", error=cert.error))
     if problems:
-        return finished(ProbeStatus.FAILED, readings, f"{summary}; {'; '.join(problems)}", started)
+        return finished(ProbeStatus.FAILED, readings, notes_joined(summary, *problems), started)
     return finished(ProbeStatus.OK, readings, summary, started)
 
 
@@ -350,21 +366,27 @@ async def _cached_certificate(
     return info
 
 
-def _describe_http(exc: BaseException, timeout: float) -> str:
+def _describe_http(exc: BaseException, timeout: float) -> Note:
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"no HTTP answer: connect or TLS handshake timed out ({timeout * 0.45:.3g} s)"
+        return note(
+            "no HTTP answer: connect or TLS handshake timed out ({timeout:.3g} s)",
+            timeout=timeout * 0.45,
+        )
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return f"no HTTP answer within {timeout:g} s ({type(exc).__name__})"
-    return f"no HTTP answer: {_describe(exc)}"
+        return note(
+            "no HTTP answer within {timeout:g} s ({error})",
+            timeout=timeout,
+            error=type(exc).__name__,
+        )
+    return note("no HTTP answer: {reason}", reason=_describe(exc))
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> Note:
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return note("timed out")
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+        return note("connection refused")
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
+        return verbatim(exc.reason or str(exc))
     cause = exc.__cause__ or exc.__context__
-    text = str(exc) or (str(cause) if cause else "") or type(exc).__name__
-    return text
+    return verbatim(str(exc) or (str(cause) if cause else "") or type(exc).__name__)

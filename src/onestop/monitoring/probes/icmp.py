@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError, NameLookupError, SocketPermissionError
 
-from .base import ProbeResult, ProbeStatus, finished
+from .base import Note, ProbeResult, ProbeStatus, finished, note
 
 CAP_NET_RAW = 13  # bit number in /proc/self/status CapEff (linux/capability.h)
 PING_GROUP_RANGE_PATH = "/proc/sys/net/ipv4/ping_group_range"
 
-FIX_HINT = (
-    'allow unprivileged ping with `sysctl -w net.ipv4.ping_group_range="0 2147483647"` '
-    "(persist it in /etc/sysctl.d/), or give the poller raw sockets with "
-    "`setcap cap_net_raw+ep <python binary>` / systemd AmbientCapabilities=CAP_NET_RAW"
+FIX_HINT = note(
+    "allow unprivileged ping with {sysctl} (persist it in /etc/sysctl.d/), or give the poller "
+    "raw sockets with {setcap} or systemd's {ambient}",
+    sysctl='`sysctl -w net.ipv4.ping_group_range="0 2147483647"`',
+    setcap="`setcap cap_net_raw+ep <python binary>`",
+    ambient="AmbientCapabilities=CAP_NET_RAW",
 )
 
 
@@ -41,7 +43,7 @@ class IcmpMode(enum.Enum):
 @dataclass(frozen=True)
 class IcmpAccess:
     mode: IcmpMode
-    reason: str
+    reason: Note
 
 
 def decide_icmp_mode(
@@ -60,23 +62,36 @@ def decide_icmp_mode(
     Raw sockets win when allowed: they work for every group and do not depend on a sysctl.
     """
     if cap_net_raw:
-        return IcmpAccess(IcmpMode.RAW, "raw sockets (root or CAP_NET_RAW)")
+        return IcmpAccess(IcmpMode.RAW, note("raw sockets (root or CAP_NET_RAW)"))
     if group_range is not None:
         low, high = group_range
         allowed = [g for g in groups if low <= g <= high]
         if allowed:
             return IcmpAccess(
-                IcmpMode.DATAGRAM, f"ping sockets (group {allowed[0]} in {low}-{high})"
+                IcmpMode.DATAGRAM,
+                note(
+                    "ping sockets (group {group} in {low}-{high})",
+                    group=allowed[0],
+                    low=low,
+                    high=high,
+                ),
             )
         # "1 0" is the kernel default: nobody.
         return IcmpAccess(
             IcmpMode.NONE,
-            f"ICMP not permitted: no CAP_NET_RAW and no group of this process in "
-            f"ping_group_range {low} {high}; {FIX_HINT}",
+            note(
+                "ICMP not permitted: no CAP_NET_RAW and no group of this process in "
+                "ping_group_range {low} {high}; {fix}",
+                low=low,
+                high=high,
+                fix=FIX_HINT,
+            ),
         )
     if datagram_without_range:
-        return IcmpAccess(IcmpMode.DATAGRAM, "ping sockets (platform default)")
-    return IcmpAccess(IcmpMode.NONE, f"ICMP not permitted: no CAP_NET_RAW; {FIX_HINT}")
+        return IcmpAccess(IcmpMode.DATAGRAM, note("ping sockets (platform default)"))
+    return IcmpAccess(
+        IcmpMode.NONE, note("ICMP not permitted: no CAP_NET_RAW; {fix}", fix=FIX_HINT)
+    )
 
 
 def _read_group_range(path: str = PING_GROUP_RANGE_PATH) -> tuple[int, int] | None:
@@ -148,20 +163,33 @@ async def probe_ping(
             )
     except TimeoutError:
         # Only a slow name lookup can get here: replies are bounded by reply_timeout.
-        return finished(ProbeStatus.UNREACHABLE, {}, f"no answer within {timeout:g} s", started)
+        return finished(
+            ProbeStatus.UNREACHABLE,
+            {},
+            note("no answer within {timeout:g} s", timeout=timeout),
+            started,
+        )
     except NameLookupError:
-        return finished(ProbeStatus.UNKNOWN, {}, f"cannot resolve {host}", started)
+        return finished(ProbeStatus.UNKNOWN, {}, note("cannot resolve {host}", host=host), started)
     except SocketPermissionError:
-        return finished(ProbeStatus.UNKNOWN, {}, f"ICMP not permitted; {FIX_HINT}", started)
+        return finished(
+            ProbeStatus.UNKNOWN, {}, note("ICMP not permitted; {fix}", fix=FIX_HINT), started
+        )
     except (ICMPLibError, OSError) as exc:
-        return finished(ProbeStatus.UNKNOWN, {}, f"ping failed: {exc}", started)
+        return finished(
+            ProbeStatus.UNKNOWN, {}, note("ping failed: {error}", error=str(exc)), started
+        )
     loss = round(found.packet_loss * 100, 1)
     readings = {"ping.loss_pct": loss}
     if not found.is_alive:
         return finished(
             ProbeStatus.UNREACHABLE,
             readings,
-            f"no reply to {found.packets_sent} echo request(s) ({loss:g} % loss)",
+            note(
+                "no reply to {sent} echo request(s) (loss {loss:g} %)",
+                sent=found.packets_sent,
+                loss=loss,
+            ),
             started,
         )
     readings |= {
@@ -169,5 +197,11 @@ async def probe_ping(
         "ping.rtt_ms": round(found.avg_rtt, 3),
         "ping.rtt_max_ms": round(found.max_rtt, 3),
     }
-    message = f"{loss:g} % loss, rtt {found.min_rtt:.2f}/{found.avg_rtt:.2f}/{found.max_rtt:.2f} ms"
+    message = note(
+        "loss {loss:g} %, rtt {min:.2f}/{avg:.2f}/{max:.2f} ms",
+        loss=loss,
+        min=found.min_rtt,
+        avg=found.avg_rtt,
+        max=found.max_rtt,
+    )
     return finished(ProbeStatus.OK, readings, message, started)

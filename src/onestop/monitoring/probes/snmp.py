@@ -47,7 +47,18 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1902, rfc1905
 
-from .base import METRIC_NAME_RE, ProbeResult, ProbeStatus, elapsed_ms, finished
+from .base import (
+    METRIC_NAME_RE,
+    NO_NOTE,
+    Note,
+    ProbeResult,
+    ProbeStatus,
+    elapsed_ms,
+    finished,
+    note,
+    notes_joined,
+    verbatim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -202,25 +213,27 @@ class SnmpCredentials:
             return "noAuthNoPriv"
         return "authPriv" if self.priv_protocol else "authNoPriv"
 
-    def problem(self) -> str | None:
+    def problem(self) -> Note | None:
         """Why these credentials cannot work, or None; checked before anything is sent."""
         if self.version not in ("2c", "3"):
-            return f"unsupported SNMP version {self.version!r} (use 2c or 3)"
+            return note(
+                "unsupported SNMP version {version} (use 2c or 3)", version=repr(self.version)
+            )
         if self.version == "2c":
-            return None if self.community else "SNMP v2c needs a community"
+            return None if self.community else note("SNMP v2c needs a community")
         if not self.user:
-            return "SNMPv3 needs a user name"
+            return note("SNMPv3 needs a user name")
         if self.auth_protocol and _protocol_key(self.auth_protocol) not in AUTH_PROTOCOLS:
-            return f"unknown SNMPv3 auth protocol {self.auth_protocol!r}"
+            return note("unknown SNMPv3 auth protocol {name}", name=repr(self.auth_protocol))
         if self.priv_protocol and _protocol_key(self.priv_protocol) not in PRIV_PROTOCOLS:
-            return f"unknown SNMPv3 privacy protocol {self.priv_protocol!r}"
+            return note("unknown SNMPv3 privacy protocol {name}", name=repr(self.priv_protocol))
         if self.priv_protocol and not self.auth_protocol:
-            return "SNMPv3 privacy needs authentication too"
+            return note("SNMPv3 privacy needs authentication too")
         # RFC 3414 requires pass phrases of 8+ characters; pysnmp would fail deep inside.
         if self.auth_protocol and len(self.auth_key) < 8:
-            return "SNMPv3 auth key must be at least 8 characters"
+            return note("SNMPv3 auth key must be at least 8 characters")
         if self.priv_protocol and len(self.priv_key) < 8:
-            return "SNMPv3 privacy key must be at least 8 characters"
+            return note("SNMPv3 privacy key must be at least 8 characters")
         return None
 
     def auth_protocol_id(self) -> tuple:
@@ -319,7 +332,7 @@ class SnmpReply:
 
     values: dict[str, SnmpValue]
     status: ProbeStatus = ProbeStatus.OK
-    error: str = ""
+    error: Note | None = None
     truncated: bool = False
 
     @property
@@ -358,40 +371,47 @@ def _is_missing(value: Any) -> bool:
     )
 
 
-_ERROR_MESSAGES: dict[type, str] = {
-    errind.UnknownUserName: "the agent does not know this SNMPv3 user",
-    errind.WrongDigest: "SNMPv3 authentication failed (wrong auth key or protocol)",
-    errind.AuthenticationFailure: "SNMPv3 authentication failed (wrong auth key or protocol)",
-    errind.AuthenticationError: "SNMPv3 authentication failed (wrong auth key or protocol)",
-    errind.DecryptionError: "SNMPv3 decryption failed (wrong privacy key or protocol)",
-    errind.UnsupportedSecurityLevel: "the agent refuses this SNMPv3 security level",
-    errind.NotInTimeWindow: "SNMPv3 time window mismatch (agent clock or boots changed)",
-    errind.UnknownEngineID: "the agent rejected our idea of its SNMPv3 engine ID",
-    errind.UnknownCommunityName: "the agent rejected the community",
+_AUTH_FAILED = note("SNMPv3 authentication failed (wrong auth key or protocol)")
+_ERROR_MESSAGES: dict[type, Note] = {
+    errind.UnknownUserName: note("the agent does not know this SNMPv3 user"),
+    errind.WrongDigest: _AUTH_FAILED,
+    errind.AuthenticationFailure: _AUTH_FAILED,
+    errind.AuthenticationError: _AUTH_FAILED,
+    errind.DecryptionError: note("SNMPv3 decryption failed (wrong privacy key or protocol)"),
+    errind.UnsupportedSecurityLevel: note("the agent refuses this SNMPv3 security level"),
+    errind.NotInTimeWindow: note("SNMPv3 time window mismatch (agent clock or boots changed)"),
+    errind.UnknownEngineID: note("the agent rejected our idea of its SNMPv3 engine ID"),
+    errind.UnknownCommunityName: note("the agent rejected the community"),
 }
 
 
 def _describe_indication(
     indication: Any, target: str, timeout: float, retries: int, version: str = "2c"
-) -> tuple[ProbeStatus, str]:
+) -> tuple[ProbeStatus, Note]:
     if isinstance(indication, errind.RequestTimedOut):
         # v2c agents drop a wrong community silently; many v3 agents (net-snmp) drop what they
         # cannot decrypt, so a wrong privacy key also looks like silence.
         hint = (
-            "agent down, ACL, wrong port or wrong privacy key/protocol"
+            note("agent down, ACL, wrong port or wrong privacy key/protocol")
             if version == "3"
-            else "agent down, ACL, wrong port or wrong community"
+            else note("agent down, ACL, wrong port or wrong community")
         )
-        tries = retries + 1
         return (
             ProbeStatus.UNREACHABLE,
-            f"no SNMP answer from {target} within {timeout:g} s ({tries} "
-            f"{'try' if tries == 1 else 'tries'}; {hint})",
+            note(
+                "no SNMP answer from {target} within {timeout:g} s (tries: {tries}; {hint})",
+                target=target,
+                timeout=timeout,
+                tries=retries + 1,
+                hint=hint,
+            ),
         )
     for kind, text in _ERROR_MESSAGES.items():
         if isinstance(indication, kind):
-            return ProbeStatus.FAILED, f"{text} ({target})"
-    return ProbeStatus.FAILED, f"SNMP error from {target}: {indication}"
+            return ProbeStatus.FAILED, note("{reason} ({target})", reason=text, target=target)
+    return ProbeStatus.FAILED, note(
+        "SNMP error from {target}: {error}", target=target, error=str(indication)
+    )
 
 
 @dataclass(frozen=True)
@@ -472,12 +492,20 @@ async def _send(target: _Target, oids: Sequence[str], bulk: int = 0) -> tuple:
     except TimeoutError:
         return (
             ProbeStatus.UNREACHABLE,
-            f"no SNMP answer from {target.label} within {target.budget:g} s",
+            note(
+                "no SNMP answer from {target} within {timeout:g} s",
+                target=target.label,
+                timeout=target.budget,
+            ),
             [],
         )
     except Exception as exc:  # pysnmp raises many types (bad host name, garbage, ASN.1)
         log.debug("snmp request to %s failed", target.label, exc_info=True)
-        return ProbeStatus.FAILED, f"SNMP request to {target.label} failed: {exc}", []
+        return (
+            ProbeStatus.FAILED,
+            note("SNMP request to {target} failed: {error}", target=target.label, error=str(exc)),
+            [],
+        )
     indication, error_status, error_index, varbinds = answer
     if indication:
         if target.credentials.version == "3":
@@ -494,15 +522,15 @@ async def _send(target: _Target, oids: Sequence[str], bulk: int = 0) -> tuple:
         )
         return status, error, []
     if error_status:
-        where = ""
+        error = error_status.prettyPrint()
         if error_index and int(error_index) <= len(oids):
-            where = f" at {oids[int(error_index) - 1]}"
+            error += f" @ {oids[int(error_index) - 1]}"
         return (
             ProbeStatus.FAILED,
-            f"SNMP error from {target.label}: {error_status.prettyPrint()}{where}",
+            note("SNMP error from {target}: {error}", target=target.label, error=error),
             [],
         )
-    return ProbeStatus.OK, "", [(str(name), value) for name, value in varbinds]
+    return ProbeStatus.OK, None, [(str(name), value) for name, value in varbinds]
 
 
 async def snmp_get(
@@ -564,7 +592,12 @@ async def snmp_walk(
                 return SnmpReply(
                     values,
                     ProbeStatus.FAILED,
-                    f"agent {target.label} returned a non-increasing OID {oid} after {cursor}",
+                    note(
+                        "agent {target} returned a non-increasing OID {oid} after {previous}",
+                        target=target.label,
+                        oid=oid,
+                        previous=cursor,
+                    ),
                 )
             cursor = oid
             if not _is_missing(value):
@@ -699,34 +732,43 @@ async def probe_snmp_uptime(
         retries=retries,
     )
     if not reply.ok:
-        return finished(reply.status, {}, reply.error, started)
+        return finished(reply.status, {}, reply.error or NO_NOTE, started)
     ticks = reply.values.get(SYS_UPTIME)
     if not isinstance(ticks, int):
-        return finished(ProbeStatus.FAILED, {}, "agent has no sysUpTime", started)
+        return finished(ProbeStatus.FAILED, {}, note("agent has no sysUpTime"), started)
     uptime = ticks / 100
     readings = {"snmp.uptime_s": uptime}
     host_ticks = reply.values.get(HR_SYSTEM_UPTIME)
     if isinstance(host_ticks, int):
         readings["snmp.host_uptime_s"] = host_ticks / 100
     name = as_text(reply.values.get(SYS_NAME)) or as_text(reply.values.get(SYS_DESCR))
-    message = f"{name.splitlines()[0] if name else host}: up {_duration(uptime)}"
+    message = note(
+        "{name}: up {uptime}",
+        name=name.splitlines()[0] if name else host,
+        uptime=_duration(uptime),
+    )
     if previous_uptime_s is not None:
         restarted = rebooted(previous_uptime_s, uptime, elapsed=elapsed_s)
         readings["snmp.rebooted"] = 1.0 if restarted else 0.0
         if restarted:
-            message += f" (rebooted: uptime was {_duration(previous_uptime_s)})"
+            message = note(
+                "{name}: up {uptime} (rebooted: uptime was {previous})",
+                name=message.params["name"],
+                uptime=message.params["uptime"],
+                previous=_duration(previous_uptime_s),
+            )
     return finished(ProbeStatus.OK, readings, message, started)
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float) -> Note:
     days, rest = divmod(int(seconds), 86_400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return note("{days}d {hours}h", days=days, hours=hours)
     if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s"
+        return note("{hours}h {minutes}m", hours=hours, minutes=minutes)
+    return note("{minutes}m {seconds}s", minutes=minutes, seconds=secs)
 
 
 @dataclass(frozen=True)
@@ -832,8 +874,10 @@ async def probe_snmp_interfaces(
     descr = _column(by_column[IF_DESCR].values, IF_DESCR)
     if not descr:
         if failed:
-            return _interfaces_result(failed[0].status, failed[0].error, (), started)
-        return _interfaces_result(ProbeStatus.FAILED, "agent has no IF-MIB ifTable", (), started)
+            return _interfaces_result(failed[0].status, failed[0].error or NO_NOTE, (), started)
+        return _interfaces_result(
+            ProbeStatus.FAILED, note("agent has no IF-MIB ifTable"), (), started
+        )
     columns = {column: _column(reply.values, column) for column, reply in by_column.items()}
     interfaces = []
     for index in sorted(descr, key=lambda i: _oid_tuple(i) if "." in i else (int(i),)):
@@ -857,17 +901,22 @@ async def probe_snmp_interfaces(
                 out_errors=_int(columns[IF_OUT_ERRORS].get(index)),
             )
         )
-    message = f"{len(interfaces)} interfaces"
+    message = note("{count} interfaces", count=len(interfaces))
     if any(reply.truncated for reply in walks):
-        message += f" (stopped at {max_interfaces})"
+        message = note(
+            "{count} interfaces (stopped at {limit})", count=len(interfaces), limit=max_interfaces
+        )
     if failed:
         # The ifTable answered, some other column did not: partial data is still worth having.
-        message += f"; some columns missing: {failed[0].error}"
+        message = notes_joined(
+            message,
+            note("some columns missing: {error}", error=failed[0].error or NO_NOTE),
+        )
     return _interfaces_result(ProbeStatus.OK, message, tuple(interfaces), started)
 
 
 def _interfaces_result(
-    status: ProbeStatus, message: str, interfaces: tuple[SnmpInterface, ...], started: float
+    status: ProbeStatus, message: Note, interfaces: tuple[SnmpInterface, ...], started: float
 ) -> SnmpInterfacesResult:
     readings: dict[str, float] = {}
     samples: list[Sample] = []
@@ -1149,19 +1198,19 @@ async def probe_snmp_cpu_memory(
         host, [SYS_OBJECT_ID], credentials, port=port, timeout=timeout, retries=retries
     )
     if not ident.ok:
-        return finished(ident.status, {}, ident.error, started)
+        return finished(ident.status, {}, ident.error or NO_NOTE, started)
     object_id = ident.values.get(SYS_OBJECT_ID)
     enterprise = enterprise_of(object_id) if isinstance(object_id, str) else None
     order = _ORDER.get(enterprise, _DEFAULT_ORDER) if enterprise is not None else _DEFAULT_ORDER
     poll = _Poll(host, credentials, port, timeout, retries, cpu_sample_s)
     readings: dict[str, float] = {}
-    found: list[str] = []
+    found: list[Note] = []
     cpu_done = mem_done = False
     for source in order:
         cpu_fn, mem_fn = _SOURCES[source]
         if not cpu_done and (cpu := await cpu_fn(poll)) is not None:
             readings["snmp.cpu_pct"] = round(cpu, 2)
-            found.append(f"cpu {cpu:.0f} % ({source})")
+            found.append(note("cpu {percent:.0f} % ({source})", percent=cpu, source=source))
             cpu_done = True
         if not mem_done and (memory := await mem_fn(poll)) is not None:
             percent, used, total = memory
@@ -1169,7 +1218,7 @@ async def probe_snmp_cpu_memory(
             if used is not None and total is not None:
                 readings["snmp.mem_used_bytes"] = used
                 readings["snmp.mem_total_bytes"] = total
-            found.append(f"memory {percent:.0f} % ({source})")
+            found.append(note("memory {percent:.0f} % ({source})", percent=percent, source=source))
             mem_done = True
         if cpu_done and mem_done:
             break
@@ -1177,10 +1226,14 @@ async def probe_snmp_cpu_memory(
         return finished(
             ProbeStatus.FAILED,
             {},
-            f"no CPU or memory data in {', '.join(order)} MIBs (sysObjectID {object_id})",
+            note(
+                "no CPU or memory data in {mibs} MIBs (sysObjectID {object_id})",
+                mibs=", ".join(order),
+                object_id=str(object_id),
+            ),
             started,
         )
-    return finished(ProbeStatus.OK, readings, ", ".join(found), started)
+    return finished(ProbeStatus.OK, readings, notes_joined(*found), started)
 
 
 async def probe_snmp_oid(
@@ -1201,27 +1254,39 @@ async def probe_snmp_oid(
     """
     started = time.perf_counter()
     if not METRIC_NAME_RE.fullmatch(reading):
-        return finished(ProbeStatus.UNKNOWN, {}, f"invalid reading name {reading!r}", started)
+        return finished(
+            ProbeStatus.UNKNOWN,
+            {},
+            note("invalid reading name {name}", name=repr(reading)),
+            started,
+        )
     try:
         oid = _clean_oid(oid)
     except ValueError as exc:
-        return finished(ProbeStatus.UNKNOWN, {}, str(exc), started)
+        return finished(ProbeStatus.UNKNOWN, {}, verbatim(str(exc)), started)
     reply = await snmp_get(host, [oid], credentials, port=port, timeout=timeout, retries=retries)
     if not reply.ok:
-        return finished(reply.status, {}, reply.error, started)
+        return finished(reply.status, {}, reply.error or NO_NOTE, started)
     if oid not in reply.values:
-        return finished(ProbeStatus.FAILED, {}, f"no such object {oid} on {host}", started)
+        return finished(
+            ProbeStatus.FAILED,
+            {},
+            note("no such object {oid} on {host}", oid=oid, host=host),
+            started,
+        )
     value = reply.values[oid]
     text = as_text(value)
     if expect is not None:
         matched = expect in text
         status = ProbeStatus.OK if matched else ProbeStatus.FAILED
         shown = text if len(text) <= 80 else text[:77] + "..."
-        verdict = "contains" if matched else "does not contain"
+        values = {"oid": oid, "value": repr(shown), "expected": repr(expect)}
         return finished(
             status,
             {"snmp.match": 1.0 if matched else 0.0},
-            f"{oid} = {shown!r} {verdict} {expect!r}",
+            note("{oid} = {value} contains {expected}", **values)
+            if matched
+            else note("{oid} = {value} does not contain {expected}", **values),
             started,
         )
     number: float | None = float(value) if isinstance(value, int) else None
@@ -1230,6 +1295,14 @@ async def probe_snmp_oid(
             number = float(text)  # numbers sent as strings (common in vendor MIBs)
     if number is None:
         return finished(
-            ProbeStatus.OK, {}, f"{oid} = {text[:80]!r} (not a number, no reading)", started
+            ProbeStatus.OK,
+            {},
+            note("{oid} = {value} (not a number, no reading)", oid=oid, value=repr(text[:80])),
+            started,
         )
-    return finished(ProbeStatus.OK, {reading: number}, f"{oid} = {value}", started)
+    return finished(
+        ProbeStatus.OK,
+        {reading: number},
+        Note("{oid} = {value}", {"oid": oid, "value": value if isinstance(value, int) else text}),
+        started,
+    )

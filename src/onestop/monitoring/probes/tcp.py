@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .base import ProbeResult, ProbeStatus, finished
+from .base import Note, ProbeResult, ProbeStatus, finished, note, verbatim
 
 MAX_READ = 64 * 1024  # enough for any banner; a chatty service must not fill memory
 
@@ -33,7 +33,7 @@ async def probe_tcp(
             break
     assert result is not None
     return ProbeResult(
-        result.status, result.readings, result.message, (time.perf_counter() - started) * 1000
+        result.status, result.readings, result.note, (time.perf_counter() - started) * 1000
     )
 
 
@@ -50,7 +50,12 @@ async def _attempt(
             connected = time.perf_counter()
             readings["tcp.connect_ms"] = round((connected - started) * 1000, 3)
             if send is None and expect is None:
-                return finished(ProbeStatus.OK, readings, f"connected to {host}:{port}", started)
+                return finished(
+                    ProbeStatus.OK,
+                    readings,
+                    note("connected to {host}:{port}", host=host, port=port),
+                    started,
+                )
             if send:
                 writer.write(send)
                 await writer.drain()
@@ -65,11 +70,18 @@ async def _attempt(
             return finished(
                 ProbeStatus.FAILED,
                 readings,
-                f"no expected answer within {timeout:g} s, got {bytes(seen[:80])!r}",
+                note(
+                    "no expected answer within {timeout:g} s, got {seen}",
+                    timeout=timeout,
+                    seen=repr(bytes(seen[:80])),
+                ),
                 started,
             )
         return finished(
-            ProbeStatus.UNREACHABLE, readings, f"connect timed out after {timeout:g} s", started
+            ProbeStatus.UNREACHABLE,
+            readings,
+            note("connect timed out after {timeout:g} s", timeout=timeout),
+            started,
         )
     except OSError as exc:  # refused, unreachable, reset, name lookup (socket.gaierror)
         status = ProbeStatus.FAILED if "tcp.connect_ms" in readings else ProbeStatus.UNREACHABLE
@@ -83,13 +95,23 @@ async def _attempt(
             else:
                 writer.close()
     if wanted is None:
-        return finished(ProbeStatus.OK, readings, f"sent {len(send or b'')} bytes", started)
+        return finished(
+            ProbeStatus.OK, readings, note("sent {count} bytes", count=len(send or b"")), started
+        )
     if wanted in seen:
         readings["tcp.expect_match"] = 1.0
-        return finished(ProbeStatus.OK, readings, f"expected answer from {host}:{port}", started)
+        return finished(
+            ProbeStatus.OK,
+            readings,
+            note("expected answer from {host}:{port}", host=host, port=port),
+            started,
+        )
     readings["tcp.expect_match"] = 0.0
     return finished(
-        ProbeStatus.FAILED, readings, f"unexpected answer: {bytes(seen[:80])!r}", started
+        ProbeStatus.FAILED,
+        readings,
+        note("unexpected answer: {seen}", seen=repr(bytes(seen[:80]))),
+        started,
     )
 
 
@@ -102,7 +124,7 @@ async def _read_until(reader: asyncio.StreamReader, wanted: bytes, seen: bytearr
         seen += chunk
 
 
-def _describe(exc: OSError) -> str:
+def _describe(exc: OSError) -> Note:
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return exc.strerror or str(exc) or type(exc).__name__
+        return note("connection refused")
+    return verbatim(exc.strerror or str(exc) or type(exc).__name__)
