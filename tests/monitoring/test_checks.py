@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from onestop.assets import services as asset_services
@@ -327,6 +329,67 @@ def test_disabled_and_out_of_order_results_change_nothing(world):
     check.refresh_from_db()
     assert check.state == "critical"
     assert CheckStateChange.objects.count() == 1
+
+
+def test_a_batch_of_results_decides_as_one_by_one_would_in_a_fixed_number_of_queries(world):
+    server = device(world)
+    window = services.maintenance_window_create(
+        actor=None,
+        customer=world.customer_a,
+        name="Patch night",
+        starts_at=T0 + dt.timedelta(minutes=30),
+        ends_at=T0 + dt.timedelta(minutes=40),
+    )
+    values = [10, 95, 95, 85, 85, 10, 10, 95, 95, 95] * 5
+    alone = cpu_check(server, name="alone", consecutive=2)
+    batched = cpu_check(server, name="batched", consecutive=2)
+    idle = cpu_check(server, name="idle")
+    feed(alone, values)
+    results = [
+        services.CheckResult(batched.pk, T0 + dt.timedelta(minutes=i), value)
+        for i, value in enumerate(values)
+    ]
+    # Out of order in the batch, a disabled check's result and an unknown check: taken in
+    # time order, skipped and skipped.
+    results.reverse()
+    services.check_update(actor=None, check=idle, enabled=False)
+    results += [services.CheckResult(idle.pk, T0, 99.0), services.CheckResult(10**9, T0, 1.0)]
+    with CaptureQueriesContext(connection) as queries:
+        changes = services.check_results_record(results=results)
+    # A savepoint and its release (the test's transaction), the lock, one window lookup per
+    # change, the update, the changes and their events: nothing per result.
+    assert len(queries) <= 6 + len(changes), [q["sql"][:80] for q in queries]
+
+    def story(check):
+        return list(
+            CheckStateChange.objects.filter(check_obj=check)
+            .order_by("at")
+            .values_list("from_state", "to_state", "at", "in_maintenance", "maintenance_window")
+        )
+
+    assert len(changes) > 5 and story(batched) == story(alone)
+    assert any(row[3] and row[4] == window.pk for row in story(batched))
+    fields = ("state", "state_since", "candidate", "candidate_count", "last_value")
+    assert Check.objects.filter(pk=batched.pk).values(*fields).get() == (
+        Check.objects.filter(pk=alone.pk).values(*fields).get()
+    )
+    published = DomainEvent.objects.filter(name="check.state_changed", object_id=str(batched.pk))
+    assert sorted(event.payload["state_change_id"] for event in published) == sorted(
+        change.pk for change in changes
+    )
+    assert Check.objects.get(pk=idle.pk).last_checked_at is None
+
+
+def test_a_batch_with_a_bad_status_stores_nothing(world):
+    check = cpu_check(device(world))
+    results = [
+        services.CheckResult(check.pk, T0, 95.0),
+        services.CheckResult(check.pk, T0 + dt.timedelta(minutes=1), None, "exploded"),
+    ]
+    with pytest.raises(ValidationError):
+        services.check_results_record(results=results)
+    assert Check.objects.get(pk=check.pk).last_checked_at is None
+    assert not CheckStateChange.objects.exists()
 
 
 def test_changing_the_rule_restarts_the_running_count(world):

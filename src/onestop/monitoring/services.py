@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -872,6 +873,131 @@ def _result_note(
     return note("{metric}: no data", metric=check.metric or check.probe)
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One result for a check's state engine: a value, a probe status, or neither (no data)."""
+
+    check_id: int
+    at: dt.datetime
+    value: float | None = None
+    status: str | None = None
+    message: Note | None = None
+
+
+# What a result changes on its check (never audited: CheckStateChange is their record).
+RESULT_FIELDS = (
+    "state",
+    "state_since",
+    "candidate",
+    "candidate_count",
+    "last_value",
+    "last_note",
+    "last_checked_at",
+)
+
+
+def check_results_record(*, results: Sequence[CheckResult]) -> list[CheckStateChange]:
+    """Feeds results to their checks' state engines and stores what they decided, in one
+    transaction: one locking read of the checks, one update of them all, and the state
+    changes with their events written together.
+
+    A change of state is written as a CheckStateChange, marked in maintenance when a window
+    covers the device at that instant, and published as the domain event
+    `check.state_changed` (what alerting consumes). Returns the changes. Results for a check
+    that is gone or disabled, and results older than the check's last one (out of order),
+    change nothing. Several results for one check are taken in time order.
+    """
+    for result in results:
+        if result.status is not None and result.status not in set(evaluation.ProbeStatus):
+            raise ValidationError({"status": _("Not a probe status.")})
+    if not results:
+        return []
+    with transaction.atomic():
+        # Locked in id order, so two writers sharing checks wait for each other, never deadlock.
+        locked = {
+            check.pk: check
+            for check in Check.objects.select_for_update(of=("self",))
+            .select_related("device")
+            .filter(pk__in={result.check_id for result in results})
+            .order_by("pk")
+        }
+        touched: dict[int, Check] = {}
+        changes: list[CheckStateChange] = []
+        for result in sorted(results, key=lambda result: result.at):
+            check = locked.get(result.check_id)
+            if check is None or not check.enabled:
+                continue
+            if check.last_checked_at and result.at < check.last_checked_at:
+                continue
+            change = _result_apply(check, result)
+            touched[check.pk] = check
+            if change is not None:
+                changes.append(change)
+        if touched:
+            Check.objects.bulk_update(touched.values(), RESULT_FIELDS)
+        if changes:
+            CheckStateChange.objects.bulk_create(changes)
+            DomainEvent.objects.bulk_create(_state_changed_event(change) for change in changes)
+    return changes
+
+
+def _result_apply(check: Check, result: CheckResult) -> CheckStateChange | None:
+    """Runs one result through the check's state engine, in memory; the unsaved change, if
+    the state changed."""
+    value = result.value if result.value is None or math.isfinite(result.value) else None
+    outcome = evaluation.evaluate(check.rule, check.memory, value, result.status)
+    memory = outcome.memory
+    text = _result_note(check, value, result.status, result.message).as_data()
+    check.state = memory.state.value
+    check.candidate = memory.candidate.value if memory.candidate else ""
+    check.candidate_count = memory.count
+    check.last_value = value
+    check.last_note = text
+    check.last_checked_at = result.at
+    if not outcome.changed:
+        return None
+    check.state_since = result.at
+    window = selectors.maintenance_window_covering(device=check.device, at=result.at)
+    return CheckStateChange(
+        check_obj=check,
+        from_state=outcome.previous.value,
+        to_state=memory.state.value,
+        value=value,
+        at=result.at,
+        in_maintenance=window is not None,
+        maintenance_window=window,
+        note=text,
+    )
+
+
+def _state_changed_event(change: CheckStateChange) -> DomainEvent:
+    check = change.check_obj
+    return DomainEvent(
+        name=STATE_CHANGED_EVENT,
+        object_type=Check._meta.label_lower,
+        object_id=str(check.pk),
+        customer_id=check.device.customer_id,
+        payload={
+            "state_change_id": change.pk,
+            "check_id": check.pk,
+            "check_name": check.name,
+            "device_id": check.device_id,
+            "template_id": check.template_id,
+            "metric": check.metric,
+            "probe": check.probe,
+            "from": change.from_state,
+            "to": change.to_state,
+            "value": change.value,
+            "at": change.at.isoformat(),
+            "in_maintenance": change.in_maintenance,
+            "maintenance_window_id": change.maintenance_window_id,
+            # In English, and as data to show in each reader's language.
+            "message": str(Note.from_data(change.note)),
+            "note": change.note,
+        },
+    )
+
+
 def check_result_record(
     *,
     check: Check,
@@ -880,78 +1006,12 @@ def check_result_record(
     message: Note | None = None,
     at: dt.datetime | None = None,
 ) -> CheckStateChange | None:
-    """Feeds one result (a value, a probe status, or neither when there was no data) to the
-    check's state engine and stores what it decided, in one transaction.
-
-    A change of state is written as a CheckStateChange, marked in maintenance when a window
-    covers the device at that instant, and published as the domain event
-    `check.state_changed` (what alerting consumes). Returns the change, or None. Results of a
-    disabled check, and results older than the last one (out of order), change nothing.
-    Results are not audited: they are not changes anyone made, and the state history is
-    their record.
-    """
-    if status is not None and status not in set(evaluation.ProbeStatus):
-        raise ValidationError({"status": _("Not a probe status.")})
-    at = at or timezone.now()
-    if value is not None and not math.isfinite(value):
-        value = None
-    with transaction.atomic():
-        locked = Check.objects.select_for_update().select_related("device").get(pk=check.pk)
-        if not locked.enabled or (locked.last_checked_at and at < locked.last_checked_at):
-            return None
-        outcome = evaluation.evaluate(locked.rule, locked.memory, value, status)
-        text = _result_note(locked, value, status, message).as_data()
-        memory = outcome.memory
-        updates: dict[str, Any] = {
-            "state": memory.state.value,
-            "candidate": memory.candidate.value if memory.candidate else "",
-            "candidate_count": memory.count,
-            "last_value": value,
-            "last_note": text,
-            "last_checked_at": at,
-        }
-        change = None
-        if outcome.changed:
-            updates["state_since"] = at
-            window = selectors.maintenance_window_covering(device=locked.device, at=at)
-            change = CheckStateChange.objects.create(
-                check_obj=locked,
-                from_state=outcome.previous.value,
-                to_state=memory.state.value,
-                value=value,
-                at=at,
-                in_maintenance=window is not None,
-                maintenance_window=window,
-                note=text,
-            )
-            DomainEvent.objects.create(
-                name=STATE_CHANGED_EVENT,
-                object_type=Check._meta.label_lower,
-                object_id=str(locked.pk),
-                customer_id=locked.device.customer_id,
-                payload={
-                    "state_change_id": change.pk,
-                    "check_id": locked.pk,
-                    "check_name": locked.name,
-                    "device_id": locked.device_id,
-                    "template_id": locked.template_id,
-                    "metric": locked.metric,
-                    "probe": locked.probe,
-                    "from": change.from_state,
-                    "to": change.to_state,
-                    "value": value,
-                    "at": at.isoformat(),
-                    "in_maintenance": change.in_maintenance,
-                    "maintenance_window_id": window.pk if window else None,
-                    # In English, and as data to show in each reader's language.
-                    "message": str(Note.from_data(text)),
-                    "note": text,
-                },
-            )
-        Check.objects.filter(pk=locked.pk).update(**updates)
-    for field, field_value in updates.items():
-        setattr(check, field, field_value)
-    return change
+    """Feeds one result to the check's state engine (see `check_results_record`) and updates
+    `check` in place; returns the change, or None."""
+    result = CheckResult(check.pk, at or timezone.now(), value, status, message)
+    changes = check_results_record(results=[result])
+    check.refresh_from_db(fields=RESULT_FIELDS)  # raises Check.DoesNotExist when it is gone
+    return changes[0] if changes else None
 
 
 # SNMP credentials -----------------------------------------------------------------------------
@@ -1104,26 +1164,27 @@ def poller_outcomes_store(*, outcomes: list[Outcome]) -> int:
     checks = Check.objects.only("id", "metric", "labels").in_bulk(
         [outcome.target.check_id for outcome in outcomes]
     )
-    changes = 0
+    results = [
+        CheckResult(
+            check_id=check.pk,
+            at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
+            value=_check_value(check, outcome),
+            status=outcome.result.status.value,
+            message=outcome.result.note,
+        )
+        for outcome in outcomes
+        if (check := checks.get(outcome.target.check_id)) is not None
+    ]
+    return _results_record_in_batches(results)
+
+
+def _results_record_in_batches(results: list[CheckResult]) -> int:
     # A few hundred results per transaction: one commit (one flush to disk) for all of them
     # instead of one each, while SQLite's write lock is still held only briefly.
-    for start in range(0, len(outcomes), RESULTS_PER_TRANSACTION):
-        with transaction.atomic():
-            for outcome in outcomes[start : start + RESULTS_PER_TRANSACTION]:
-                check = checks.get(outcome.target.check_id)
-                if check is None:
-                    continue
-                try:
-                    change = check_result_record(
-                        check=check,
-                        value=_check_value(check, outcome),
-                        status=outcome.result.status.value,
-                        message=outcome.result.note,
-                        at=dt.datetime.fromtimestamp(outcome.at, tz=dt.UTC),
-                    )
-                except Check.DoesNotExist:
-                    continue  # deleted while this batch was being stored
-                changes += change is not None
+    changes = 0
+    for start in range(0, len(results), RESULTS_PER_TRANSACTION):
+        batch = results[start : start + RESULTS_PER_TRANSACTION]
+        changes += len(check_results_record(results=batch))
     return changes
 
 
@@ -1587,6 +1648,7 @@ def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
         by_series: dict[tuple[int, str], list[Any]] = {}
         for value in latest:
             by_series.setdefault((value.source_id, value.name), []).append(value)
+        results = []
         for check in chunk:
             candidates = [
                 value
@@ -1595,17 +1657,10 @@ def agent_checks_evaluate(*, now: dt.datetime | None = None) -> int:
             ]
             newest = max(candidates, key=lambda value: value.ts, default=None)
             at = dt.datetime.fromtimestamp(newest.ts, tz=dt.UTC) if newest else None
-            try:
-                if at is not None and (check.last_checked_at is None or at > check.last_checked_at):
-                    change = check_result_record(check=check, value=newest.value, at=at)
-                elif now - (check.last_checked_at or check.created_at) > dt.timedelta(
-                    seconds=check.interval * AGENT_CHECK_STALE_INTERVALS
-                ):
-                    change = check_result_record(
-                        check=check, value=None, message=note("No data from the agent."), at=now
-                    )
-                else:
-                    continue
-            except Check.DoesNotExist:
-                continue  # deleted meanwhile
-            changes += change is not None
+            if at is not None and (check.last_checked_at is None or at > check.last_checked_at):
+                results.append(CheckResult(check.pk, at, newest.value))
+            elif now - (check.last_checked_at or check.created_at) > dt.timedelta(
+                seconds=check.interval * AGENT_CHECK_STALE_INTERVALS
+            ):
+                results.append(CheckResult(check.pk, now, message=note("No data from the agent.")))
+        changes += _results_record_in_batches(results)
