@@ -85,6 +85,10 @@ def test_dotenv_file_is_read(environ, tmp_path):
         ("ONESTOP_MAIL_FROM", "nobody"),
         ("ONESTOP_SNMP_TRAP_LISTEN", "162"),
         ("ONESTOP_SNMP_TRAP_LISTEN", "0.0.0.0:70000"),
+        ("ONESTOP_SNMP_ENGINE_ID", "80004fb8"),
+        ("ONESTOP_SNMP_ENGINE_ID", "80004fb805c0a8000"),
+        ("ONESTOP_SNMP_ENGINE_ID", "not-an-engine-id"),
+        ("ONESTOP_SNMP_ENGINE_ID", "0000000000"),
     ],
 )
 def test_bad_setting_is_named(environ, name, value):
@@ -112,6 +116,12 @@ def test_smtp_url_is_parsed(environ):
     environ.setenv("ONESTOP_SMTP_URL", "smtps://relay.example.cn")
     assert env.load().smtp.port == 465
     assert env.load().smtp.use_ssl
+
+
+def test_snmp_engine_id_is_hex(environ):
+    assert env.load().snmp_engine_id is None
+    environ.setenv("ONESTOP_SNMP_ENGINE_ID", "0x80004FB805c0a80001")
+    assert env.load().snmp_engine_id == bytes.fromhex("80004fb805c0a80001")
 
 
 def test_postgres_needs_shared_keys(environ):

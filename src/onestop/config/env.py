@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -95,6 +96,8 @@ class Config:
     mail_from: str = "OneStop <onestop@localhost>"
     # Where the poller receives SNMP traps ("host:port"); empty: it receives none.
     snmp_trap_listen: str = ""
+    # The trap receiver's SNMP engine id; None: the poller derives one from the secret key.
+    snmp_engine_id: bytes | None = None
 
     @property
     def public_url_is_https(self) -> bool:
@@ -277,6 +280,7 @@ def load(environ_file: str | os.PathLike | None = None) -> Config:
         smtp=_smtp(os.environ.get("ONESTOP_SMTP_URL", "").strip()),
         mail_from=_mail_from(os.environ.get("ONESTOP_MAIL_FROM", "").strip()),
         snmp_trap_listen=_listen(os.environ.get("ONESTOP_SNMP_TRAP_LISTEN", "").strip()),
+        snmp_engine_id=_engine_id(os.environ.get("ONESTOP_SNMP_ENGINE_ID", "").strip()),
     )
 
 
@@ -287,6 +291,22 @@ def _listen(raw: str) -> str:
     if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise SettingError("ONESTOP_SNMP_TRAP_LISTEN", "must be host:port, e.g. 0.0.0.0:162")
     return raw
+
+
+def _engine_id(raw: str) -> bytes | None:
+    if not raw:
+        return None
+    digits = raw.removeprefix("0x")
+    # RFC 3411: 5 to 32 octets, neither all zeros nor all ones.
+    if (
+        not re.fullmatch(r"[0-9a-fA-F]{10,64}", digits)
+        or len(digits) % 2
+        or set(digits.lower()) in ({"0"}, {"f"})
+    ):
+        raise SettingError(
+            "ONESTOP_SNMP_ENGINE_ID", "must be 5 to 32 bytes in hex, e.g. 80004fb805c0a80001"
+        )
+    return bytes.fromhex(digits)
 
 
 def _mail_from(raw: str) -> str:

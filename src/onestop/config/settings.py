@@ -22,6 +22,7 @@ ONESTOP_ATTACHMENT_MAX_BYTES = CONFIG.attachment_max_mb * 1024 * 1024
 # Outgoing mail goes through one relay; without one it is written to the data folder's outbox.
 DEFAULT_FROM_EMAIL = SERVER_EMAIL = CONFIG.mail_from
 ONESTOP_SNMP_TRAP_LISTEN = CONFIG.snmp_trap_listen
+ONESTOP_SNMP_ENGINE_ID = CONFIG.snmp_engine_id
 EMAIL_TIMEOUT = 20
 if CONFIG.smtp is not None:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

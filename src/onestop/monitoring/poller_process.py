@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 
 from onestop.monitoring import selectors, services
 from onestop.monitoring.poller import Outcome, Poller, ProbeDispatcher, Target
-from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
+from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, engine_id_for, parse_listen
 
 log = logging.getLogger("onestop.poller")
 STATS_EVERY = 60.0
@@ -51,6 +52,14 @@ def database_thread() -> Iterator[ThreadPoolExecutor]:
 def load_trap_accounts() -> tuple[dict[int, str], dict]:
     close_old_connections()
     return selectors.trap_communities(), selectors.trap_v3_users()
+
+
+def trap_engine_id() -> bytes:
+    """The trap receiver's SNMP engine id: ONESTOP_SNMP_ENGINE_ID, else one derived from
+    SECRET_KEY (only a hash of it is sent), the same at every start since devices sending
+    SNMPv3 informs are set up with it."""
+    seed = f"onestop-snmp-engine-id:{settings.SECRET_KEY}"
+    return settings.ONESTOP_SNMP_ENGINE_ID or engine_id_for(seed)
 
 
 def store_traps(traps: list[ReceivedTrap]) -> None:
@@ -128,7 +137,9 @@ def poller_run(
         if trap_listen:
             host, port = parse_listen(trap_listen)
             received: list[ReceivedTrap] = []
-            receiver = TrapReceiver(host=host, port=port, on_trap=received.append)
+            receiver = TrapReceiver(
+                host=host, port=port, on_trap=received.append, engine_id=trap_engine_id()
+            )
             receiver.open()  # a port that cannot be bound stops the poller with the reason
             tasks.append(
                 asyncio.create_task(

@@ -4,6 +4,10 @@ arrives on the device it came from, published for alerting."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import shutil
+import subprocess
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -28,8 +32,8 @@ from onestop.core.models import DomainEvent
 from onestop.monitoring import poller_process, services
 from onestop.monitoring.models import SnmpTrap
 from onestop.monitoring.probes.snmp import SnmpCredentials
-from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, parse_listen
-from tests.conftest import client_for
+from onestop.monitoring.traps import ReceivedTrap, TrapReceiver, engine_id_for, parse_listen
+from tests.conftest import client_for, require_peer
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 
@@ -223,6 +227,8 @@ def test_v3_traps_are_taken_from_named_engines_with_the_right_keys_only():
             await _send_v3(receiver.port, user(), known_engine)
             await _send_v3(receiver.port, user(), stranger)  # an engine nobody named
             await _send_v3(receiver.port, user(auth_key="wrong-secret-1"), known_engine)
+            no_keys = UsmUserData("trapper")  # noqa: S509 - names the user without its keys
+            await _send_v3(receiver.port, no_keys, known_engine)
             await asyncio.sleep(0.5)
         finally:
             receiver.close()
@@ -260,3 +266,170 @@ def test_v3_trap_engine_ids_are_checked_when_saved(world):
         services.snmp_credential_create(
             actor=None, name="V2", version="2c", community="c", trap_engine_ids="8000000001020304"
         )
+
+
+TRAPPER = SnmpCredentials.v3(
+    "trapper",
+    auth_protocol="SHA",
+    auth_key="auth-secret-9",
+    priv_protocol="AES",
+    priv_key="priv-secret-9",
+)
+
+
+async def _inform_v3(port: int, user: UsmUserData) -> object:
+    """Sends a v3 inform as devices do (discovering the receiver's engine id first); returns
+    pysnmp's error indication, None once the receiver acknowledged it."""
+    sender = SnmpEngine()
+    try:
+        error, *_rest = await send_notification(
+            sender,
+            user,
+            await UdpTransportTarget.create(("127.0.0.1", port), timeout=1, retries=0),
+            ContextData(),
+            "inform",
+            NotificationType(ObjectIdentity(LINK_DOWN)).add_varbinds(
+                ("1.3.6.1.2.1.2.2.1.1.6", Integer(6)),
+            ),
+        )
+        return error
+    finally:
+        sender.close_dispatcher()
+
+
+def test_v3_informs_are_taken_with_the_keys_of_any_stored_user(caplog):
+    other_keys = SnmpCredentials.v3("trapper", auth_protocol="SHA", auth_key="another-key-1")
+    informer = SnmpCredentials.v3("informer", auth_protocol="SHA", auth_key="auth-secret-8")
+    engine_id = engine_id_for("test-seed")
+
+    def user(name="trapper", auth_key="auth-secret-9", priv_key="priv-secret-9"):
+        return UsmUserData(
+            name,
+            authKey=auth_key,
+            privKey=priv_key or None,
+            authProtocol=USM_AUTH_HMAC96_SHA,
+            privProtocol=USM_PRIV_CFB128_AES if priv_key else None,
+        )
+
+    async def run():
+        received: list[ReceivedTrap] = []
+        receiver = TrapReceiver(
+            host="127.0.0.1", port=0, on_trap=received.append, engine_id=engine_id
+        )
+        receiver.open()
+        receiver.users_set(
+            {
+                # Informs need no sender engine ids; the same user and keys twice name both.
+                42: (TRAPPER, [bytes.fromhex("8000000001020304")]),
+                43: (TRAPPER, []),
+                # The oldest credentials keep the name "trapper"; these keys cannot be added.
+                44: (other_keys, []),
+                45: (informer, []),
+            }
+        )
+        try:
+            acknowledged = [
+                await _inform_v3(receiver.port, user()),
+                await _inform_v3(receiver.port, user("informer", "auth-secret-8", priv_key="")),
+            ]
+            refused = [
+                await _inform_v3(receiver.port, user(auth_key="wrong-secret-1")),
+                await _inform_v3(receiver.port, user(auth_key="another-key-1", priv_key="")),
+                await _inform_v3(receiver.port, user("stranger")),
+                await _inform_v3(receiver.port, UsmUserData("trapper")),  # noqa: S509 - no keys
+            ]
+            receiver.users_set({45: (informer, [])})  # "trapper" was deleted
+            refused.append(await _inform_v3(receiver.port, user()))
+            await asyncio.sleep(0.3)
+        finally:
+            receiver.close()
+        return receiver, received, acknowledged, refused
+
+    with caplog.at_level(logging.INFO, logger="onestop.monitoring.traps"):
+        receiver, received, acknowledged, refused = asyncio.run(run())
+    assert acknowledged == [None, None]
+    assert all(error is not None for error in refused), refused
+    assert [(t.version, t.sender, t.credential_ids) for t in received] == [
+        ("3", "trapper", (42, 43)),
+        ("3", "informer", (45,)),
+    ]
+    assert received[0].trap_oid == LINK_DOWN
+    assert received[0].variables["1.3.6.1.2.1.2.2.1.1.6"] == "6"
+    assert receiver.engine_id == engine_id
+    assert f"SNMP engine id of the trap receiver: {engine_id.hex()}" in caplog.text
+    assert "SNMPv3 credentials 44 have the user name of credentials 42" in caplog.text
+
+
+def test_net_snmp_informs_are_acknowledged_with_the_right_keys_only(tmp_path):
+    require_peer(
+        shutil.which("snmpinform") is not None, "snmpinform is missing (apt-get install snmp)"
+    )
+    # Keep net-snmp's state (and its search for config files) out of /var/lib/snmp and ~.
+    env = {**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path), "SNMPCONFPATH": str(tmp_path)}
+
+    async def snmpinform(port: int, *security: str) -> int:
+        process = await asyncio.create_subprocess_exec(
+            *("snmpinform", "-v3", "-u", "trapper", *security, "-t", "1", "-r", "0"),
+            *(f"127.0.0.1:{port}", "", LINK_DOWN, "1.3.6.1.2.1.2.2.1.1.7", "i", "7"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return await process.wait()
+
+    def keys(auth_key="auth-secret-9"):
+        return ("-l", "authPriv", "-a", "SHA", "-A", auth_key, "-x", "AES", "-X", "priv-secret-9")
+
+    async def run():
+        received: list[ReceivedTrap] = []
+        receiver = TrapReceiver(host="127.0.0.1", port=0, on_trap=received.append)
+        receiver.open()
+        receiver.users_set({42: (TRAPPER, [])})
+        try:
+            codes = [
+                await snmpinform(receiver.port, *keys()),
+                await snmpinform(receiver.port, *keys(auth_key="wrong-secret-1")),
+                await snmpinform(receiver.port, "-l", "noAuthNoPriv"),
+            ]
+            await asyncio.sleep(0.3)
+        finally:
+            receiver.close()
+        return received, codes
+
+    received, codes = asyncio.run(run())
+    assert codes[0] == 0  # snmpinform got its acknowledgement
+    assert codes[1] != 0 and codes[2] != 0
+    assert [(t.version, t.sender, t.credential_ids, t.trap_oid) for t in received] == [
+        ("3", "trapper", (42,), LINK_DOWN),
+    ]
+    assert received[0].variables["1.3.6.1.2.1.2.2.1.1.7"] == "7"
+
+
+def test_the_engine_id_is_stable_and_valid(settings):
+    first, again, other = engine_id_for("seed-1"), engine_id_for("seed-1"), engine_id_for("seed-2")
+    assert first == again != other
+    for engine_id in (first, other):
+        # RFC 3411: 5 to 32 octets, the first bit set, an enterprise number, a format (5: octets)
+        assert 5 <= len(engine_id) <= 32
+        assert engine_id[0] & 0x80 and engine_id[4] == 5
+        assert int.from_bytes(engine_id[:4]) & 0x7FFFFFFF == 20408
+
+    async def opened(engine_id: bytes | None) -> bytes:
+        receiver = TrapReceiver(
+            host="127.0.0.1", port=0, on_trap=lambda trap: None, engine_id=engine_id
+        )
+        receiver.open()
+        receiver.close()
+        return receiver.engine_id
+
+    assert asyncio.run(opened(first)) == first
+    assert len(asyncio.run(opened(None))) >= 5  # made up by pysnmp
+
+    # The poller's: from the secret key (which is never sent), unless a setting names one.
+    settings.ONESTOP_SNMP_ENGINE_ID = None
+    derived = poller_process.trap_engine_id()
+    assert derived == poller_process.trap_engine_id() and derived[4] == 5
+    settings.SECRET_KEY = "another-secret-key-of-at-least-32-characters"
+    assert poller_process.trap_engine_id() not in (derived, engine_id_for(settings.SECRET_KEY))
+    settings.ONESTOP_SNMP_ENGINE_ID = bytes.fromhex("80004fb805c0a80001")
+    assert poller_process.trap_engine_id() == bytes.fromhex("80004fb805c0a80001")
