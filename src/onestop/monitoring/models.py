@@ -426,6 +426,18 @@ class CheckTemplate(CheckDefinition):
         )
 
 
+# What a check's results change (never audited: CheckStateChange is their record).
+RESULT_FIELDS = (
+    "state",
+    "state_since",
+    "candidate",
+    "candidate_count",
+    "last_value",
+    "last_note",
+    "last_checked_at",
+)
+
+
 class Check(CheckDefinition):
     """One metric or probe of one device, judged against thresholds into a state, with the
     running memory of the state engine (monitoring.evaluation)."""
@@ -458,15 +470,7 @@ class Check(CheckDefinition):
 
     scope_customer_field = "device__customer_id"
     # Results change these all the time; their story is told by CheckStateChange.
-    audit_exclude = (
-        "state",
-        "state_since",
-        "candidate",
-        "candidate_count",
-        "last_value",
-        "last_note",
-        "last_checked_at",
-    )
+    audit_exclude = RESULT_FIELDS
 
     class Meta:
         ordering = ["device_id", "name", "id"]

@@ -35,6 +35,7 @@ from onestop.metrics import services as metric_services
 from onestop.monitoring import discovery, evaluation, selectors
 from onestop.monitoring.models import (
     DEFINITION_FIELDS,
+    RESULT_FIELDS,
     Agent,
     AgentReport,
     Check,
@@ -882,18 +883,6 @@ class CheckResult:
     value: float | None = None
     status: str | None = None
     message: Note | None = None
-
-
-# What a result changes on its check (never audited: CheckStateChange is their record).
-RESULT_FIELDS = (
-    "state",
-    "state_since",
-    "candidate",
-    "candidate_count",
-    "last_value",
-    "last_note",
-    "last_checked_at",
-)
 
 
 def check_results_record(*, results: Sequence[CheckResult]) -> list[CheckStateChange]:
