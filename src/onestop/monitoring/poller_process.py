@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -138,7 +139,11 @@ def poller_run(
             host, port = parse_listen(trap_listen)
             received: list[ReceivedTrap] = []
             receiver = TrapReceiver(
-                host=host, port=port, on_trap=received.append, engine_id=trap_engine_id()
+                host=host,
+                port=port,
+                on_trap=received.append,
+                engine_id=trap_engine_id(),
+                state_dir=os.path.join(settings.ONESTOP_DATA_DIR, "snmp"),
             )
             receiver.open()  # a port that cannot be bound stops the poller with the reason
             tasks.append(

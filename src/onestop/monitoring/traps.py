@@ -10,11 +10,14 @@ dropped by pysnmp and counted there, like any agent does: it is unauthenticated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +73,23 @@ def engine_id_for(seed: str) -> bytes:
     return (0x80000000 | PYSNMP_ENTERPRISE).to_bytes(4, "big") + b"\x05" + digest[:12]
 
 
+@contextlib.contextmanager
+def _temporary_files_in(folder: str | None) -> Iterator[None]:
+    """pysnmp keeps an engine's boot counter (RFC 3414 wants it to grow across restarts, for
+    the same engine id) under the temporary folder, which a service's PrivateTmp empties at
+    every start: point it at a folder that lasts, while the engine is made (before any other
+    thread of the poller writes temporary files)."""
+    if folder is None:
+        yield
+        return
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    previous, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
 class _Receiver(ntfrcv.NotificationReceiver):
     """pysnmp's notification receiver, asking `accept` before it acknowledges an inform or
     hands a notification on: a refused inform gets no answer, as with wrong keys."""
@@ -122,10 +142,12 @@ class TrapReceiver:
         port: int,
         on_trap: Callable[[ReceivedTrap], None],
         engine_id: bytes | None = None,
+        state_dir: str | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._on_trap = on_trap
         self._engine_id = engine_id
+        self._state_dir = state_dir
         self._engine: engine.SnmpEngine | None = None
         self._receiver: ntfrcv.NotificationReceiver | None = None
         self._communities: dict[str, tuple[int, ...]] = {}
@@ -168,9 +190,10 @@ class TrapReceiver:
             sock.close()
             raise
         self._port = sock.getsockname()[1]
-        self._engine = engine.SnmpEngine(
-            snmpEngineID=OctetString(self._engine_id) if self._engine_id else None
-        )
+        with _temporary_files_in(self._state_dir):
+            self._engine = engine.SnmpEngine(
+                snmpEngineID=OctetString(self._engine_id) if self._engine_id else None
+            )
         self._engine_id = bytes(self._engine.snmpEngineID)
         log.info("SNMP engine id of the trap receiver: %s", self._engine_id.hex())
         transport = (udp6.Udp6AsyncioTransport if ipv6 else udp.UdpAsyncioTransport)()

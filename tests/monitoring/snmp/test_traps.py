@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -433,3 +434,29 @@ def test_the_engine_id_is_stable_and_valid(settings):
     assert poller_process.trap_engine_id() not in (derived, engine_id_for(settings.SECRET_KEY))
     settings.ONESTOP_SNMP_ENGINE_ID = bytes.fromhex("80004fb805c0a80001")
     assert poller_process.trap_engine_id() == bytes.fromhex("80004fb805c0a80001")
+
+
+def test_the_engine_counts_its_boots_in_its_own_folder(tmp_path):
+    # RFC 3414: with a stable engine id the boot counter only grows, or senders' cached
+    # timing goes stale; a service's private /tmp is emptied at every start.
+    engine_id = engine_id_for("boots-seed")
+
+    async def boots() -> int:
+        receiver = TrapReceiver(
+            host="127.0.0.1",
+            port=0,
+            on_trap=lambda trap: None,
+            engine_id=engine_id,
+            state_dir=str(tmp_path / "snmp"),
+        )
+        receiver.open()
+        (counter,) = receiver._engine.get_mib_builder().import_symbols(
+            "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots"
+        )
+        receiver.close()
+        return int(counter.syntax)
+
+    first = asyncio.run(boots())
+    assert asyncio.run(boots()) == first + 1
+    assert (tmp_path / "snmp" / "__pysnmp").is_dir()
+    assert tempfile.gettempdir() != str(tmp_path / "snmp")  # the process's own is left alone
