@@ -15,6 +15,7 @@ from django.utils import timezone
 from onestop.assets import services as asset_services
 from onestop.monitoring import services
 from onestop.monitoring.models import Check
+from onestop.monitoring.probes.base import verbatim
 from tests import factories
 from tests.browser.test_flow import DEVICES
 
@@ -79,7 +80,7 @@ def test_add_a_check_and_see_it_on_the_device_and_problems_pages(
     # The agent reports a busy CPU: the check goes critical and is listed as a problem.
     check = Check.objects.get(device=server)
     services.check_result_record(
-        check=check, value=97.5, message="cpu.percent = 97.5", at=timezone.now()
+        check=check, value=97.5, message=verbatim("cpu.percent = 97.5"), at=timezone.now()
     )
     page.reload()
     expect(page.locator("#checks .check-state-critical")).to_be_visible()
