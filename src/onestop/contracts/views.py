@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from onestop.contracts import forms, selectors, services
@@ -25,26 +25,7 @@ from onestop.contracts.models import BusinessCalendar, Contract, SlaPolicy
 from onestop.core import selectors as core_selectors
 from onestop.core.forms import SearchForm
 from onestop.core.permissions import allowed_actions, can, require
-from onestop.core.views import (
-    delete_page,
-    form_save,
-    list_page,
-    post_data,
-    preset_customer,
-    say_created,
-    say_saved,
-    ui_view,
-)
-
-
-def _edit_page(
-    request: HttpRequest, form: Any, *, template: str, title: str, cancel_url: str
-) -> HttpResponse:
-    """Like core's form page, in a template of this app (sections the generic form lacks)."""
-    status = 400 if form.is_bound and form.errors else 200
-    context = {"form": form, "title": title, "cancel_url": cancel_url}
-    return render(request, template, context, status=status)
-
+from onestop.core.views import ObjectPages, form_save, list_page, ui_view
 
 # Contracts -----------------------------------------------------------------------------------
 
@@ -94,54 +75,21 @@ def contract_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "contracts/contract_detail.html", context)
 
 
-@ui_view
-def contract_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Contract)
-    customer = preset_customer(request)
-    form = forms.ContractForm(post_data(request), user=request.user, customer=customer)
-    if contract := form_save(request, form):
-        say_created(request, contract)
-        return redirect("contract_detail", pk=contract.pk)
-    cancel = reverse("contract_list")
-    if customer:
-        cancel += "?" + urlencode({"customer": customer.pk})
-    return _edit_page(
-        request,
-        form,
-        template="contracts/contract_form.html",
-        title=_("New contract"),
-        cancel_url=cancel,
-    )
-
-
-@ui_view
-def contract_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    contract = selectors.contract_get(user=request.user, pk=pk)
-    require(request.user, "change", contract)
-    form = forms.ContractForm(post_data(request), user=request.user, instance=contract)
-    if form_save(request, form):
-        say_saved(request, contract)
-        return redirect("contract_detail", pk=contract.pk)
-    return _edit_page(
-        request,
-        form,
-        template="contracts/contract_form.html",
-        title=_("Edit %(obj)s") % {"obj": contract},
-        cancel_url=reverse("contract_detail", args=[contract.pk]),
-    )
-
-
-@ui_view
-def contract_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    contract = selectors.contract_get(user=request.user, pk=pk)
-    require(request.user, "delete", contract)
-    return delete_page(
-        request,
-        contract,
-        delete=lambda: services.contract_delete(actor=request.user, contract=contract),
-        done_url=reverse("contract_list"),
-        cancel_url=reverse("contract_detail", args=[contract.pk]),
-    )
+contract_pages = ObjectPages(
+    model=Contract,
+    form=forms.ContractForm,
+    get=selectors.contract_get,
+    delete_service=services.contract_delete,
+    create_title=gettext_lazy("New contract"),
+    list_url="contract_list",
+    detail_url="contract_detail",
+    template="contracts/contract_form.html",
+    # A new contract for a customer comes from the list filtered to that customer.
+    preset=lambda customer: {"customer": customer},
+    preset_cancel_url=lambda customer: (
+        reverse("contract_list") + "?" + urlencode({"customer": customer.pk})
+    ),
+)
 
 
 # SLA policies --------------------------------------------------------------------------------
@@ -176,50 +124,16 @@ def sla_policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "contracts/sla_policy_detail.html", context)
 
 
-@ui_view
-def sla_policy_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", SlaPolicy)
-    form = forms.SlaPolicyForm(post_data(request), user=request.user)
-    if policy := form_save(request, form):
-        say_created(request, policy)
-        return redirect("sla_policy_detail", pk=policy.pk)
-    return _edit_page(
-        request,
-        form,
-        template="contracts/sla_policy_form.html",
-        title=_("New SLA policy"),
-        cancel_url=reverse("sla_policy_list"),
-    )
-
-
-@ui_view
-def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    policy = selectors.sla_policy_get(user=request.user, pk=pk)
-    require(request.user, "change", policy)
-    form = forms.SlaPolicyForm(post_data(request), user=request.user, instance=policy)
-    if form_save(request, form):
-        say_saved(request, policy)
-        return redirect("sla_policy_detail", pk=policy.pk)
-    return _edit_page(
-        request,
-        form,
-        template="contracts/sla_policy_form.html",
-        title=_("Edit %(obj)s") % {"obj": policy},
-        cancel_url=reverse("sla_policy_detail", args=[policy.pk]),
-    )
-
-
-@ui_view
-def sla_policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    policy = selectors.sla_policy_get(user=request.user, pk=pk)
-    require(request.user, "delete", policy)
-    return delete_page(
-        request,
-        policy,
-        delete=lambda: services.sla_policy_delete(actor=request.user, policy=policy),
-        done_url=reverse("sla_policy_list"),
-        cancel_url=reverse("sla_policy_detail", args=[policy.pk]),
-    )
+sla_policy_pages = ObjectPages(
+    model=SlaPolicy,
+    form=forms.SlaPolicyForm,
+    get=selectors.sla_policy_get,
+    delete_service=services.sla_policy_delete,
+    create_title=gettext_lazy("New SLA policy"),
+    list_url="sla_policy_list",
+    detail_url="sla_policy_detail",
+    template="contracts/sla_policy_form.html",
+)
 
 
 # Business calendars --------------------------------------------------------------------------
@@ -330,50 +244,16 @@ def calendar_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _calendar_page(request, calendar)
 
 
-@ui_view
-def calendar_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", BusinessCalendar)
-    form = forms.CalendarForm(post_data(request), user=request.user)
-    if calendar := form_save(request, form):
-        say_created(request, calendar)
-        return redirect("calendar_detail", pk=calendar.pk)
-    return _edit_page(
-        request,
-        form,
-        template="contracts/calendar_form.html",
-        title=_("New business calendar"),
-        cancel_url=reverse("calendar_list"),
-    )
-
-
-@ui_view
-def calendar_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    calendar = selectors.calendar_get(user=request.user, pk=pk)
-    require(request.user, "change", calendar)
-    form = forms.CalendarForm(post_data(request), user=request.user, instance=calendar)
-    if form_save(request, form):
-        say_saved(request, calendar)
-        return redirect("calendar_detail", pk=calendar.pk)
-    return _edit_page(
-        request,
-        form,
-        template="contracts/calendar_form.html",
-        title=_("Edit %(obj)s") % {"obj": calendar},
-        cancel_url=reverse("calendar_detail", args=[calendar.pk]),
-    )
-
-
-@ui_view
-def calendar_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    calendar = selectors.calendar_get(user=request.user, pk=pk)
-    require(request.user, "delete", calendar)
-    return delete_page(
-        request,
-        calendar,
-        delete=lambda: services.calendar_delete(actor=request.user, calendar=calendar),
-        done_url=reverse("calendar_list"),
-        cancel_url=reverse("calendar_detail", args=[calendar.pk]),
-    )
+calendar_pages = ObjectPages(
+    model=BusinessCalendar,
+    form=forms.CalendarForm,
+    get=selectors.calendar_get,
+    delete_service=services.calendar_delete,
+    create_title=gettext_lazy("New business calendar"),
+    list_url="calendar_list",
+    detail_url="calendar_detail",
+    template="contracts/calendar_form.html",
+)
 
 
 @ui_view

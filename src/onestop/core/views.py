@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,6 +27,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -173,11 +175,17 @@ def list_page(
 
 
 def form_page(
-    request: HttpRequest, form: Any, *, title: str, cancel_url: str, **extra: Any
+    request: HttpRequest,
+    form: Any,
+    *,
+    title: str,
+    cancel_url: str,
+    template: str = "core/form.html",
+    **extra: Any,
 ) -> HttpResponse:
     status = 400 if form.is_bound and form.errors else 200
     context = {"form": form, "title": title, "cancel_url": cancel_url, **extra}
-    return render(request, "core/form.html", context, status=status)
+    return render(request, template, context, status=status)
 
 
 def delete_page(
@@ -209,6 +217,145 @@ def say_created(request: HttpRequest, obj: Model) -> None:
 
 def say_saved(request: HttpRequest, obj: Model) -> None:
     messages.success(request, _("Changes to “%(obj)s” saved.") % {"obj": obj})
+
+
+def preset_customer(request: HttpRequest) -> Customer | None:
+    """The customer named by ?customer= on "add" links from a customer's page, if visible."""
+    pk = request.GET.get("customer")
+    return selectors.customer_get(user=request.user, pk=pk) if pk else None
+
+
+def customer_initial(customer: Customer | None) -> dict[str, Any]:
+    """The create form's arguments for a preset customer: its customer field starts with it."""
+    return {"initial": {"customer": customer}}
+
+
+def _object_keyword(delete_service: Callable[..., Any]) -> str:
+    """The keyword a delete service takes its object by: `site` in `site_delete(actor=, site=)`."""
+    names = [
+        parameter.name
+        for parameter in inspect.signature(delete_service).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY
+        and parameter.default is parameter.empty
+        and parameter.name != "actor"
+    ]
+    if len(names) != 1:
+        raise ImproperlyConfigured(
+            f"{delete_service.__qualname__} should take actor= and one object keyword"
+        )
+    return names[0]
+
+
+@dataclass(frozen=True)
+class ObjectPages:
+    """The create, edit and delete pages of one model, declared rather than written out (as
+    NetBox's ObjectEditView and ObjectDeleteView): `.create`, `.edit` and `.delete` are views
+    for urls.py.
+
+    Each page checks the role with `require` (403). Edit and delete read the object through
+    `get(user=, pk=)`, a selector that 404s outside the user's scope; writes go through `form`
+    and `delete_service(actor=, <its object keyword>=obj)`. `list_url`, `detail_url` and
+    `edit_url` are URL names: a save goes to the object's page, or to the list for objects
+    without one; the delete page cancels back to the object's page, else to its edit page,
+    else to the list.
+    """
+
+    model: type[Model]
+    form: type[forms.ServiceForm]
+    get: Callable[..., Any]
+    delete_service: Callable[..., Any]
+    create_title: str  # lazily translated: the declarations are read at import
+    list_url: str
+    detail_url: str = ""
+    edit_url: str = ""
+    template: str = "core/form.html"
+    # POST fields kept out of error reports on the create and edit pages.
+    sensitive: tuple[str, ...] = ()
+    # "Add" links may name a customer (?customer=, see `preset_customer`). `preset` turns it,
+    # or None, into the create form's keyword arguments (e.g. `customer_initial`); cancelling
+    # then goes to `preset_cancel_url(customer)` rather than the list. Without `preset`,
+    # ?customer= is not read at all.
+    preset: Callable[[Customer | None], dict[str, Any]] | None = None
+    preset_cancel_url: Callable[[Customer], str] | None = None
+    # Where a deletion ends, if not on the list: `deleted_url(obj)`.
+    deleted_url: Callable[[Any], str] | None = None
+
+    def _home(self, obj: Any) -> str:
+        if self.detail_url:
+            return reverse(self.detail_url, args=[obj.pk])
+        return reverse(self.list_url)
+
+    def _form_view(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        if self.sensitive:
+            view = sensitive_post_parameters(*self.sensitive)(view)
+        return ui_view(view)
+
+    @cached_property
+    def create(self) -> Callable[..., HttpResponse]:
+        def create(request: HttpRequest) -> HttpResponse:
+            require(request.user, "add", self.model)
+            kwargs: dict[str, Any] = {}
+            cancel_url = reverse(self.list_url)
+            if self.preset is not None:
+                customer = preset_customer(request)
+                kwargs = self.preset(customer)
+                if customer and self.preset_cancel_url:
+                    cancel_url = self.preset_cancel_url(customer)
+            form = self.form(post_data(request), user=request.user, **kwargs)
+            if obj := form_save(request, form):
+                say_created(request, obj)
+                return redirect(self._home(obj))
+            return form_page(
+                request,
+                form,
+                title=str(self.create_title),
+                cancel_url=cancel_url,
+                template=self.template,
+            )
+
+        return self._form_view(create)
+
+    @cached_property
+    def edit(self) -> Callable[..., HttpResponse]:
+        def edit(request: HttpRequest, pk: int) -> HttpResponse:
+            obj = self.get(user=request.user, pk=pk)
+            require(request.user, "change", obj)
+            form = self.form(post_data(request), user=request.user, instance=obj)
+            if form_save(request, form):
+                say_saved(request, obj)
+                return redirect(self._home(obj))
+            return form_page(
+                request,
+                form,
+                title=_("Edit %(obj)s") % {"obj": obj},
+                cancel_url=self._home(obj),
+                template=self.template,
+            )
+
+        return self._form_view(edit)
+
+    @cached_property
+    def delete(self) -> Callable[..., HttpResponse]:
+        keyword = _object_keyword(self.delete_service)
+
+        def delete(request: HttpRequest, pk: int) -> HttpResponse:
+            obj = self.get(user=request.user, pk=pk)
+            require(request.user, "delete", obj)
+            if self.detail_url:
+                cancel_url = reverse(self.detail_url, args=[obj.pk])
+            elif self.edit_url:
+                cancel_url = reverse(self.edit_url, args=[obj.pk])
+            else:
+                cancel_url = reverse(self.list_url)
+            return delete_page(
+                request,
+                obj,
+                delete=lambda: self.delete_service(actor=request.user, **{keyword: obj}),
+                done_url=self.deleted_url(obj) if self.deleted_url else reverse(self.list_url),
+                cancel_url=cancel_url,
+            )
+
+        return ui_view(delete)
 
 
 # Home ----------------------------------------------------------------------------------------
@@ -289,43 +436,15 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/customer_detail.html", context)
 
 
-@ui_view
-def customer_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Customer)
-    form = forms.CustomerForm(post_data(request), user=request.user)
-    if customer := form_save(request, form):
-        say_created(request, customer)
-        return redirect("customer_detail", pk=customer.pk)
-    return form_page(request, form, title=_("New customer"), cancel_url=reverse("customer_list"))
-
-
-@ui_view
-def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = selectors.customer_get(user=request.user, pk=pk)
-    require(request.user, "change", customer)
-    form = forms.CustomerForm(post_data(request), user=request.user, instance=customer)
-    if form_save(request, form):
-        say_saved(request, customer)
-        return redirect("customer_detail", pk=customer.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": customer},
-        cancel_url=reverse("customer_detail", args=[customer.pk]),
-    )
-
-
-@ui_view
-def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = selectors.customer_get(user=request.user, pk=pk)
-    require(request.user, "delete", customer)
-    return delete_page(
-        request,
-        customer,
-        delete=lambda: services.customer_delete(actor=request.user, customer=customer),
-        done_url=reverse("customer_list"),
-        cancel_url=reverse("customer_detail", args=[customer.pk]),
-    )
+customer_pages = ObjectPages(
+    model=Customer,
+    form=forms.CustomerForm,
+    get=selectors.customer_get,
+    delete_service=services.customer_delete,
+    create_title=gettext_lazy("New customer"),
+    list_url="customer_list",
+    detail_url="customer_detail",
+)
 
 
 # Sites ---------------------------------------------------------------------------------------
@@ -367,51 +486,19 @@ def site_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/site_detail.html", context)
 
 
-def preset_customer(request: HttpRequest) -> Customer | None:
-    """The customer named by ?customer= on "add" links from a customer's page, if visible."""
-    pk = request.GET.get("customer")
-    return selectors.customer_get(user=request.user, pk=pk) if pk else None
-
-
-@ui_view
-def site_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Site)
-    customer = preset_customer(request)
-    form = forms.SiteForm(post_data(request), user=request.user, initial={"customer": customer})
-    if site := form_save(request, form):
-        say_created(request, site)
-        return redirect("site_detail", pk=site.pk)
-    cancel = reverse("customer_detail", args=[customer.pk]) if customer else reverse("site_list")
-    return form_page(request, form, title=_("New site"), cancel_url=cancel)
-
-
-@ui_view
-def site_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    site = selectors.site_get(user=request.user, pk=pk)
-    require(request.user, "change", site)
-    form = forms.SiteForm(post_data(request), user=request.user, instance=site)
-    if form_save(request, form):
-        say_saved(request, site)
-        return redirect("site_detail", pk=site.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": site},
-        cancel_url=reverse("site_detail", args=[site.pk]),
-    )
-
-
-@ui_view
-def site_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    site = selectors.site_get(user=request.user, pk=pk)
-    require(request.user, "delete", site)
-    return delete_page(
-        request,
-        site,
-        delete=lambda: services.site_delete(actor=request.user, site=site),
-        done_url=reverse("customer_detail", args=[site.customer_id]),
-        cancel_url=reverse("site_detail", args=[site.pk]),
-    )
+site_pages = ObjectPages(
+    model=Site,
+    form=forms.SiteForm,
+    get=selectors.site_get,
+    delete_service=services.site_delete,
+    create_title=gettext_lazy("New site"),
+    list_url="site_list",
+    detail_url="site_detail",
+    # Sites are added on, and listed on, their customer's page.
+    preset=customer_initial,
+    preset_cancel_url=lambda customer: reverse("customer_detail", args=[customer.pk]),
+    deleted_url=lambda site: reverse("customer_detail", args=[site.customer_id]),
+)
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -451,47 +538,20 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/contact_detail.html", context)
 
 
-@ui_view
-def contact_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Contact)
-    customer = preset_customer(request)
-    form = forms.ContactForm(
-        post_data(request), user=request.user, customer=customer, initial={"customer": customer}
-    )
-    if contact := form_save(request, form):
-        say_created(request, contact)
-        return redirect("contact_detail", pk=contact.pk)
-    cancel = reverse("customer_detail", args=[customer.pk]) if customer else reverse("contact_list")
-    return form_page(request, form, title=_("New contact"), cancel_url=cancel)
-
-
-@ui_view
-def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    contact = selectors.contact_get(user=request.user, pk=pk)
-    require(request.user, "change", contact)
-    form = forms.ContactForm(post_data(request), user=request.user, instance=contact)
-    if form_save(request, form):
-        say_saved(request, contact)
-        return redirect("contact_detail", pk=contact.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": contact},
-        cancel_url=reverse("contact_detail", args=[contact.pk]),
-    )
-
-
-@ui_view
-def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    contact = selectors.contact_get(user=request.user, pk=pk)
-    require(request.user, "delete", contact)
-    return delete_page(
-        request,
-        contact,
-        delete=lambda: services.contact_delete(actor=request.user, contact=contact),
-        done_url=reverse("customer_detail", args=[contact.customer_id]),
-        cancel_url=reverse("contact_detail", args=[contact.pk]),
-    )
+contact_pages = ObjectPages(
+    model=Contact,
+    form=forms.ContactForm,
+    get=selectors.contact_get,
+    delete_service=services.contact_delete,
+    create_title=gettext_lazy("New contact"),
+    list_url="contact_list",
+    detail_url="contact_detail",
+    # Contacts are added on, and listed on, their customer's page; the form offers only that
+    # customer's sites.
+    preset=lambda customer: {"customer": customer, "initial": {"customer": customer}},
+    preset_cancel_url=lambda customer: reverse("customer_detail", args=[customer.pk]),
+    deleted_url=lambda contact: reverse("customer_detail", args=[contact.customer_id]),
+)
 
 
 # Teams ---------------------------------------------------------------------------------------
@@ -529,43 +589,15 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/team_detail.html", context)
 
 
-@ui_view
-def team_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Team)
-    form = forms.TeamForm(post_data(request), user=request.user)
-    if team := form_save(request, form):
-        say_created(request, team)
-        return redirect("team_detail", pk=team.pk)
-    return form_page(request, form, title=_("New team"), cancel_url=reverse("team_list"))
-
-
-@ui_view
-def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    team = selectors.team_get(user=request.user, pk=pk)
-    require(request.user, "change", team)
-    form = forms.TeamForm(post_data(request), user=request.user, instance=team)
-    if form_save(request, form):
-        say_saved(request, team)
-        return redirect("team_detail", pk=team.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": team},
-        cancel_url=reverse("team_detail", args=[team.pk]),
-    )
-
-
-@ui_view
-def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    team = selectors.team_get(user=request.user, pk=pk)
-    require(request.user, "delete", team)
-    return delete_page(
-        request,
-        team,
-        delete=lambda: services.team_delete(actor=request.user, team=team),
-        done_url=reverse("team_list"),
-        cancel_url=reverse("team_detail", args=[team.pk]),
-    )
+team_pages = ObjectPages(
+    model=Team,
+    form=forms.TeamForm,
+    get=selectors.team_get,
+    delete_service=services.team_delete,
+    create_title=gettext_lazy("New team"),
+    list_url="team_list",
+    detail_url="team_detail",
+)
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -608,45 +640,16 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "core/user_detail.html", context)
 
 
-@ui_view
-@sensitive_post_parameters("password")
-def user_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", User)
-    form = forms.UserForm(post_data(request), user=request.user)
-    if person := form_save(request, form):
-        say_created(request, person)
-        return redirect("user_detail", pk=person.pk)
-    return form_page(request, form, title=_("New user"), cancel_url=reverse("user_list"))
-
-
-@ui_view
-@sensitive_post_parameters("password")
-def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    person = selectors.user_get(user=request.user, pk=pk)
-    require(request.user, "change", person)
-    form = forms.UserForm(post_data(request), user=request.user, instance=person)
-    if form_save(request, form):
-        say_saved(request, person)
-        return redirect("user_detail", pk=person.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": person},
-        cancel_url=reverse("user_detail", args=[person.pk]),
-    )
-
-
-@ui_view
-def user_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    person = selectors.user_get(user=request.user, pk=pk)
-    require(request.user, "delete", person)
-    return delete_page(
-        request,
-        person,
-        delete=lambda: services.user_delete(actor=request.user, user=person),
-        done_url=reverse("user_list"),
-        cancel_url=reverse("user_detail", args=[person.pk]),
-    )
+user_pages = ObjectPages(
+    model=User,
+    form=forms.UserForm,
+    get=selectors.user_get,
+    delete_service=services.user_delete,
+    create_title=gettext_lazy("New user"),
+    list_url="user_list",
+    detail_url="user_detail",
+    sensitive=("password",),
+)
 
 
 # Audit log -----------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from onestop.monitoring import views
 urlpatterns = [
     path("devices/", views.device_list, name="device_list"),
     path("devices/add/", views.device_add, name="device_add"),
-    path("devices/new/", views.device_create, name="device_create"),
+    path("devices/new/", views.device_pages.create, name="device_create"),
     path("devices/import/", views.device_import, name="device_import"),
     path("devices/import/confirm/", views.device_import_confirm, name="device_import_confirm"),
     path("devices/import/template/", views.device_import_template, name="device_import_template"),
     path("devices/<int:pk>/", views.device_detail, name="device_detail"),
-    path("devices/<int:pk>/edit/", views.device_edit, name="device_edit"),
-    path("devices/<int:pk>/delete/", views.device_delete, name="device_delete"),
+    path("devices/<int:pk>/edit/", views.device_pages.edit, name="device_edit"),
+    path("devices/<int:pk>/delete/", views.device_pages.delete, name="device_delete"),
     path("devices/<int:pk>/agent/revoke/", views.device_agent_revoke, name="device_agent_revoke"),
     path("devices/tokens/<int:pk>/revoke/", views.device_token_revoke, name="device_token_revoke"),
     path("devices/<int:pk>/checks/new/", views.device_check_create, name="device_check_create"),
@@ -30,17 +30,17 @@ urlpatterns = [
     path("monitoring/templates/", views.monitoring_template_list, name="monitoring_template_list"),
     path(
         "monitoring/templates/new/",
-        views.monitoring_template_create,
+        views.template_pages.create,
         name="monitoring_template_create",
     ),
     path(
         "monitoring/templates/<int:pk>/edit/",
-        views.monitoring_template_edit,
+        views.template_pages.edit,
         name="monitoring_template_edit",
     ),
     path(
         "monitoring/templates/<int:pk>/delete/",
-        views.monitoring_template_delete,
+        views.template_pages.delete,
         name="monitoring_template_delete",
     ),
     path("monitoring/maintenance/", views.monitoring_window_list, name="monitoring_window_list"),
@@ -66,17 +66,17 @@ urlpatterns = [
     ),
     path(
         "monitoring/snmp-credentials/new/",
-        views.monitoring_credential_create,
+        views.credential_pages.create,
         name="monitoring_credential_create",
     ),
     path(
         "monitoring/snmp-credentials/<int:pk>/edit/",
-        views.monitoring_credential_edit,
+        views.credential_pages.edit,
         name="monitoring_credential_edit",
     ),
     path(
         "monitoring/snmp-credentials/<int:pk>/delete/",
-        views.monitoring_credential_delete,
+        views.credential_pages.delete,
         name="monitoring_credential_delete",
     ),
     path(

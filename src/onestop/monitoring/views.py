@@ -23,7 +23,6 @@ from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from onestop.assets import selectors as asset_selectors
@@ -33,7 +32,9 @@ from onestop.core import selectors as core_selectors
 from onestop.core.errors import ConflictError
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
+    ObjectPages,
     Page,
+    customer_initial,
     delete_page,
     form_page,
     form_save,
@@ -196,45 +197,15 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "monitoring/device_detail.html", context)
 
 
-@ui_view
-def device_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Device)
-    form = forms.DeviceForm(post_data(request), user=request.user)
-    if device := form_save(request, form):
-        say_created(request, device)
-        return redirect("device_detail", pk=device.pk)
-    return form_page(
-        request, form, title=_("New device (by hand)"), cancel_url=reverse("device_list")
-    )
-
-
-@ui_view
-def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    device = asset_selectors.device_get(user=request.user, pk=pk)
-    require(request.user, "change", device)
-    form = forms.DeviceForm(post_data(request), user=request.user, instance=device)
-    if form_save(request, form):
-        say_saved(request, device)
-        return redirect("device_detail", pk=device.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": device},
-        cancel_url=reverse("device_detail", args=[device.pk]),
-    )
-
-
-@ui_view
-def device_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    device = asset_selectors.device_get(user=request.user, pk=pk)
-    require(request.user, "delete", device)
-    return delete_page(
-        request,
-        device,
-        delete=lambda: asset_services.device_delete(actor=request.user, device=device),
-        done_url=reverse("device_list"),
-        cancel_url=reverse("device_detail", args=[device.pk]),
-    )
+device_pages = ObjectPages(
+    model=Device,
+    form=forms.DeviceForm,
+    get=asset_selectors.device_get,
+    delete_service=asset_services.device_delete,
+    create_title=gettext_lazy("New device (by hand)"),
+    list_url="device_list",
+    detail_url="device_detail",
+)
 
 
 @ui_view
@@ -637,47 +608,16 @@ def monitoring_template_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-def monitoring_template_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", CheckTemplate)
-    form = forms.CheckTemplateForm(
-        post_data(request), user=request.user, initial={"customer": preset_customer(request)}
-    )
-    if template := form_save(request, form):
-        say_created(request, template)
-        return redirect("monitoring_template_list")
-    return form_page(
-        request, form, title=_("New check template"), cancel_url=reverse("monitoring_template_list")
-    )
-
-
-@ui_view
-def monitoring_template_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    template = selectors.check_template_get(user=request.user, pk=pk)
-    require(request.user, "change", template)
-    form = forms.CheckTemplateForm(post_data(request), user=request.user, instance=template)
-    if form_save(request, form):
-        say_saved(request, template)
-        return redirect("monitoring_template_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": template},
-        cancel_url=reverse("monitoring_template_list"),
-    )
-
-
-@ui_view
-def monitoring_template_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    template = selectors.check_template_get(user=request.user, pk=pk)
-    require(request.user, "delete", template)
-    return delete_page(
-        request,
-        template,
-        delete=lambda: services.check_template_delete(actor=request.user, template=template),
-        done_url=reverse("monitoring_template_list"),
-        cancel_url=reverse("monitoring_template_edit", args=[template.pk]),
-    )
+template_pages = ObjectPages(
+    model=CheckTemplate,
+    form=forms.CheckTemplateForm,
+    get=selectors.check_template_get,
+    delete_service=services.check_template_delete,
+    create_title=gettext_lazy("New check template"),
+    list_url="monitoring_template_list",
+    edit_url="monitoring_template_edit",
+    preset=customer_initial,
+)
 
 
 # Maintenance windows ---------------------------------------------------------------------------
@@ -798,52 +738,17 @@ def monitoring_credential_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-@sensitive_post_parameters(*SECRET_FIELDS)
-def monitoring_credential_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", SnmpCredential)
-    form = forms.SnmpCredentialForm(
-        post_data(request), user=request.user, initial={"customer": preset_customer(request)}
-    )
-    if credential := form_save(request, form):
-        say_created(request, credential)
-        return redirect("monitoring_credential_list")
-    return form_page(
-        request,
-        form,
-        title=_("New SNMP credentials"),
-        cancel_url=reverse("monitoring_credential_list"),
-    )
-
-
-@ui_view
-@sensitive_post_parameters(*SECRET_FIELDS)
-def monitoring_credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    credential = selectors.snmp_credential_get(user=request.user, pk=pk)
-    require(request.user, "change", credential)
-    form = forms.SnmpCredentialForm(post_data(request), user=request.user, instance=credential)
-    if form_save(request, form):
-        say_saved(request, credential)
-        return redirect("monitoring_credential_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": credential},
-        cancel_url=reverse("monitoring_credential_list"),
-    )
-
-
-@ui_view
-def monitoring_credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    credential = selectors.snmp_credential_get(user=request.user, pk=pk)
-    require(request.user, "delete", credential)
-    return delete_page(
-        request,
-        credential,
-        delete=lambda: services.snmp_credential_delete(actor=request.user, credential=credential),
-        done_url=reverse("monitoring_credential_list"),
-        cancel_url=reverse("monitoring_credential_edit", args=[credential.pk]),
-    )
+credential_pages = ObjectPages(
+    model=SnmpCredential,
+    form=forms.SnmpCredentialForm,
+    get=selectors.snmp_credential_get,
+    delete_service=services.snmp_credential_delete,
+    create_title=gettext_lazy("New SNMP credentials"),
+    list_url="monitoring_credential_list",
+    edit_url="monitoring_credential_edit",
+    sensitive=SECRET_FIELDS,
+    preset=customer_initial,
+)
 
 
 # SNMP discovery --------------------------------------------------------------------------------

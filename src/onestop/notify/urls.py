@@ -16,7 +16,7 @@ urlpatterns = [
     ),
     path(
         "notifications/channels/new/",
-        views.notification_channel_create,
+        views.channel_pages.create,
         name="notification_channel_create",
     ),
     path(
@@ -26,12 +26,12 @@ urlpatterns = [
     ),
     path(
         "notifications/channels/<int:pk>/edit/",
-        views.notification_channel_edit,
+        views.channel_pages.edit,
         name="notification_channel_edit",
     ),
     path(
         "notifications/channels/<int:pk>/delete/",
-        views.notification_channel_delete,
+        views.channel_pages.delete,
         name="notification_channel_delete",
     ),
     path(
@@ -42,17 +42,17 @@ urlpatterns = [
     path("notifications/rules/", views.notification_rule_list, name="notification_rule_list"),
     path(
         "notifications/rules/new/",
-        views.notification_rule_create,
+        views.rule_pages.create,
         name="notification_rule_create",
     ),
     path(
         "notifications/rules/<int:pk>/edit/",
-        views.notification_rule_edit,
+        views.rule_pages.edit,
         name="notification_rule_edit",
     ),
     path(
         "notifications/rules/<int:pk>/delete/",
-        views.notification_rule_delete,
+        views.rule_pages.delete,
         name="notification_rule_delete",
     ),
     path(

@@ -9,20 +9,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from onestop.core.forms import SearchForm
 from onestop.core.permissions import allowed_actions, require
-from onestop.core.views import (
-    delete_page,
-    form_page,
-    form_save,
-    list_page,
-    post_data,
-    say_created,
-    say_saved,
-    ui_view,
-)
+from onestop.core.views import ObjectPages, form_page, form_save, list_page, post_data, ui_view
 from onestop.notify import forms, selectors, services
 from onestop.notify.models import Channel, Delivery, Rule
 
@@ -116,48 +108,15 @@ def notification_channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "notify/channel_detail.html", context)
 
 
-@ui_view
-def notification_channel_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Channel)
-    form = forms.ChannelForm(post_data(request), user=request.user)
-    if channel := form_save(request, form):
-        say_created(request, channel)
-        return redirect("notification_channel_detail", pk=channel.pk)
-    return form_page(
-        request,
-        form,
-        title=_("New notification channel"),
-        cancel_url=reverse("notification_channel_list"),
-    )
-
-
-@ui_view
-def notification_channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    channel = selectors.channel_get(user=request.user, pk=pk)
-    require(request.user, "change", channel)
-    form = forms.ChannelForm(post_data(request), user=request.user, instance=channel)
-    if form_save(request, form):
-        say_saved(request, channel)
-        return redirect("notification_channel_detail", pk=channel.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": channel},
-        cancel_url=reverse("notification_channel_detail", args=[channel.pk]),
-    )
-
-
-@ui_view
-def notification_channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    channel = selectors.channel_get(user=request.user, pk=pk)
-    require(request.user, "delete", channel)
-    return delete_page(
-        request,
-        channel,
-        delete=lambda: services.channel_delete(actor=request.user, channel=channel),
-        done_url=reverse("notification_channel_list"),
-        cancel_url=reverse("notification_channel_detail", args=[channel.pk]),
-    )
+channel_pages = ObjectPages(
+    model=Channel,
+    form=forms.ChannelForm,
+    get=selectors.channel_get,
+    delete_service=services.channel_delete,
+    create_title=gettext_lazy("New notification channel"),
+    list_url="notification_channel_list",
+    detail_url="notification_channel_detail",
+)
 
 
 @require_POST
@@ -201,48 +160,15 @@ def notification_rule_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-def notification_rule_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Rule)
-    form = forms.RuleForm(post_data(request), user=request.user)
-    if rule := form_save(request, form):
-        say_created(request, rule)
-        return redirect("notification_rule_list")
-    return form_page(
-        request,
-        form,
-        title=_("New notification rule"),
-        cancel_url=reverse("notification_rule_list"),
-    )
-
-
-@ui_view
-def notification_rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = selectors.rule_get(user=request.user, pk=pk)
-    require(request.user, "change", rule)
-    form = forms.RuleForm(post_data(request), user=request.user, instance=rule)
-    if form_save(request, form):
-        say_saved(request, rule)
-        return redirect("notification_rule_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": rule},
-        cancel_url=reverse("notification_rule_list"),
-    )
-
-
-@ui_view
-def notification_rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = selectors.rule_get(user=request.user, pk=pk)
-    require(request.user, "delete", rule)
-    return delete_page(
-        request,
-        rule,
-        delete=lambda: services.rule_delete(actor=request.user, rule=rule),
-        done_url=reverse("notification_rule_list"),
-        cancel_url=reverse("notification_rule_list"),
-    )
+# Rules have no page of their own, and are edited and deleted from the list's rows.
+rule_pages = ObjectPages(
+    model=Rule,
+    form=forms.RuleForm,
+    get=selectors.rule_get,
+    delete_service=services.rule_delete,
+    create_title=gettext_lazy("New notification rule"),
+    list_url="notification_rule_list",
+)
 
 
 # The delivery log ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -31,7 +31,9 @@ from onestop.core.forms import ServiceForm
 from onestop.core.models import Team, User
 from onestop.core.permissions import allowed_actions, can, require
 from onestop.core.views import (
+    ObjectPages,
     Page,
+    customer_initial,
     delete_page,
     form_page,
     form_save,
@@ -654,43 +656,15 @@ def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "servicedesk/knowledge_detail.html", context)
 
 
-@ui_view
-def knowledge_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", KnowledgeArticle)
-    form = forms.KnowledgeArticleForm(post_data(request), user=request.user)
-    if article := form_save(request, form):
-        say_created(request, article)
-        return redirect("knowledge_detail", pk=article.pk)
-    return form_page(request, form, title=_("New article"), cancel_url=reverse("knowledge_list"))
-
-
-@ui_view
-def knowledge_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    article = selectors.knowledge_article_get(user=request.user, pk=pk)
-    require(request.user, "change", article)
-    form = forms.KnowledgeArticleForm(post_data(request), user=request.user, instance=article)
-    if form_save(request, form):
-        say_saved(request, article)
-        return redirect("knowledge_detail", pk=article.pk)
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": article},
-        cancel_url=reverse("knowledge_detail", args=[article.pk]),
-    )
-
-
-@ui_view
-def knowledge_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    article = selectors.knowledge_article_get(user=request.user, pk=pk)
-    require(request.user, "delete", article)
-    return delete_page(
-        request,
-        article,
-        delete=lambda: services.knowledge_article_delete(actor=request.user, article=article),
-        done_url=reverse("knowledge_list"),
-        cancel_url=reverse("knowledge_detail", args=[article.pk]),
-    )
+knowledge_pages = ObjectPages(
+    model=KnowledgeArticle,
+    form=forms.KnowledgeArticleForm,
+    get=selectors.knowledge_article_get,
+    delete_service=services.knowledge_article_delete,
+    create_title=gettext_lazy("New article"),
+    list_url="knowledge_list",
+    detail_url="knowledge_detail",
+)
 
 
 # Recurring tickets ---------------------------------------------------------------------------
@@ -721,51 +695,16 @@ def ticket_recurring_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-def ticket_recurring_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", RecurringTicket)
-    customer = preset_customer(request)
-    form = forms.RecurringTicketForm(
-        post_data(request), user=request.user, initial={"customer": customer}
-    )
-    if recurring := form_save(request, form):
-        say_created(request, recurring)
-        return redirect("ticket_recurring_list")
-    return form_page(
-        request,
-        form,
-        title=_("New recurring ticket"),
-        cancel_url=reverse("ticket_recurring_list"),
-    )
-
-
-@ui_view
-def ticket_recurring_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
-    require(request.user, "change", recurring)
-    form = forms.RecurringTicketForm(post_data(request), user=request.user, instance=recurring)
-    if form_save(request, form):
-        say_saved(request, recurring)
-        return redirect("ticket_recurring_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": recurring},
-        cancel_url=reverse("ticket_recurring_list"),
-    )
-
-
-@ui_view
-def ticket_recurring_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    recurring = selectors.recurring_ticket_get(user=request.user, pk=pk)
-    require(request.user, "delete", recurring)
-    return delete_page(
-        request,
-        recurring,
-        delete=lambda: services.recurring_ticket_delete(actor=request.user, recurring=recurring),
-        done_url=reverse("ticket_recurring_list"),
-        cancel_url=reverse("ticket_recurring_edit", args=[recurring.pk]),
-    )
+recurring_pages = ObjectPages(
+    model=RecurringTicket,
+    form=forms.RecurringTicketForm,
+    get=selectors.recurring_ticket_get,
+    delete_service=services.recurring_ticket_delete,
+    create_title=gettext_lazy("New recurring ticket"),
+    list_url="ticket_recurring_list",
+    edit_url="ticket_recurring_edit",
+    preset=customer_initial,
+)
 
 
 # Canned replies ------------------------------------------------------------------------------
@@ -793,45 +732,15 @@ def ticket_canned_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-def ticket_canned_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", CannedReply)
-    form = forms.CannedReplyForm(post_data(request), user=request.user)
-    if reply := form_save(request, form):
-        say_created(request, reply)
-        return redirect("ticket_canned_list")
-    return form_page(
-        request, form, title=_("New canned reply"), cancel_url=reverse("ticket_canned_list")
-    )
-
-
-@ui_view
-def ticket_canned_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    reply = selectors.canned_reply_get(user=request.user, pk=pk)
-    require(request.user, "change", reply)
-    form = forms.CannedReplyForm(post_data(request), user=request.user, instance=reply)
-    if form_save(request, form):
-        say_saved(request, reply)
-        return redirect("ticket_canned_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": reply},
-        cancel_url=reverse("ticket_canned_list"),
-    )
-
-
-@ui_view
-def ticket_canned_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    reply = selectors.canned_reply_get(user=request.user, pk=pk)
-    require(request.user, "delete", reply)
-    return delete_page(
-        request,
-        reply,
-        delete=lambda: services.canned_reply_delete(actor=request.user, reply=reply),
-        done_url=reverse("ticket_canned_list"),
-        cancel_url=reverse("ticket_canned_edit", args=[reply.pk]),
-    )
+canned_pages = ObjectPages(
+    model=CannedReply,
+    form=forms.CannedReplyForm,
+    get=selectors.canned_reply_get,
+    delete_service=services.canned_reply_delete,
+    create_title=gettext_lazy("New canned reply"),
+    list_url="ticket_canned_list",
+    edit_url="ticket_canned_edit",
+)
 
 
 def _canned_reply_form(request: HttpRequest, ticket: Ticket) -> forms.ReplyForm | None:
@@ -963,45 +872,15 @@ def ticket_mailbox_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@ui_view
-def ticket_mailbox_create(request: HttpRequest) -> HttpResponse:
-    require(request.user, "add", Mailbox)
-    form = forms.MailboxForm(post_data(request), user=request.user)
-    if mailbox := form_save(request, form):
-        say_created(request, mailbox)
-        return redirect("ticket_mailbox_list")
-    return form_page(
-        request, form, title=_("New mailbox"), cancel_url=reverse("ticket_mailbox_list")
-    )
-
-
-@ui_view
-def ticket_mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    mailbox = selectors.mailbox_get(user=request.user, pk=pk)
-    require(request.user, "change", mailbox)
-    form = forms.MailboxForm(post_data(request), user=request.user, instance=mailbox)
-    if form_save(request, form):
-        say_saved(request, mailbox)
-        return redirect("ticket_mailbox_list")
-    return form_page(
-        request,
-        form,
-        title=_("Edit %(obj)s") % {"obj": mailbox},
-        cancel_url=reverse("ticket_mailbox_list"),
-    )
-
-
-@ui_view
-def ticket_mailbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    mailbox = selectors.mailbox_get(user=request.user, pk=pk)
-    require(request.user, "delete", mailbox)
-    return delete_page(
-        request,
-        mailbox,
-        delete=lambda: services.mailbox_delete(actor=request.user, mailbox=mailbox),
-        done_url=reverse("ticket_mailbox_list"),
-        cancel_url=reverse("ticket_mailbox_edit", args=[mailbox.pk]),
-    )
+mailbox_pages = ObjectPages(
+    model=Mailbox,
+    form=forms.MailboxForm,
+    get=selectors.mailbox_get,
+    delete_service=services.mailbox_delete,
+    create_title=gettext_lazy("New mailbox"),
+    list_url="ticket_mailbox_list",
+    edit_url="ticket_mailbox_edit",
+)
 
 
 @ui_view
