@@ -5,7 +5,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, File, Form, Query, Router, Schema, Status
+from ninja import Field, File, Form, Router, Schema
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
@@ -13,8 +13,8 @@ from onestop.assets import selectors, services
 from onestop.assets.models import Device, InventoryChange
 from onestop.contracts.models import Contract
 from onestop.core import selectors as core_selectors
-from onestop.core.api import Cursor, NewestFirst, resolve_refs
-from onestop.core.api_base import InputSchema, problem_response
+from onestop.core.api import resolve_refs
+from onestop.core.api_base import InputSchema, NewestFirst, crud_endpoints, problem_response
 from onestop.core.models import Customer, Site
 from onestop.core.permissions import require
 
@@ -110,47 +110,32 @@ class InventoryChangeOut(Schema):
     after: str
 
 
-def _plain_ip(data: dict) -> dict:
+def _device_refs(user, data: dict) -> dict:
     if data.get("ip_address") is not None:
         data["ip_address"] = str(data["ip_address"])
-    return data
+    return resolve_refs(user, data, DEVICE_REFS)
 
 
-@router.get("/devices", response=list[DeviceOut], tags=["devices"])
-@paginate(Cursor)
-def list_devices(request: HttpRequest, filters: Query[DeviceFilters]):
-    require(request.user, "view", Device)
-    return selectors.device_list(user=request.user, **filters.dict())
-
-
-@router.get("/devices/{int:id}", response=DeviceOut, tags=["devices"])
-def get_device(request: HttpRequest, id: int):
-    device = selectors.device_get(user=request.user, pk=id)
-    require(request.user, "view", device)
-    return device
-
-
-@router.post("/devices", response={201: DeviceOut}, tags=["devices"])
-def create_device(request: HttpRequest, payload: DeviceIn):
-    require(request.user, "add", Device)
-    data = resolve_refs(request.user, _plain_ip(payload.dict()), DEVICE_REFS)
-    return Status(201, services.device_create(actor=request.user, **data))
-
-
-@router.patch("/devices/{int:id}", response=DeviceOut, tags=["devices"])
-def update_device(request: HttpRequest, id: int, payload: DevicePatch):
-    device = selectors.device_get(user=request.user, pk=id)
-    require(request.user, "change", device)
-    data = resolve_refs(request.user, _plain_ip(payload.dict(exclude_unset=True)), DEVICE_REFS)
-    return services.device_update(actor=request.user, device=device, **data)
-
-
-@router.delete("/devices/{int:id}", response={204: None}, tags=["devices"])
-def delete_device(request: HttpRequest, id: int):
-    device = selectors.device_get(user=request.user, pk=id)
-    require(request.user, "delete", device)
-    services.device_delete(actor=request.user, device=device)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/devices",
+    module=__name__,
+    name="device",
+    plural="devices",
+    tag="devices",
+    model=Device,
+    out=DeviceOut,
+    filters=DeviceFilters,
+    create_in=DeviceIn,
+    patch_in=DevicePatch,
+    list=selectors.device_list,
+    get=selectors.device_get,
+    create=services.device_create,
+    update=services.device_update,
+    delete=services.device_delete,
+    refs=_device_refs,
+    require_view=("list", "get"),
+)
 
 
 @router.get(

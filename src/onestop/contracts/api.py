@@ -5,8 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import paginate
+from ninja import Field, Router, Schema
 
 from onestop.contracts import selectors, services
 from onestop.contracts.models import (
@@ -17,8 +16,8 @@ from onestop.contracts.models import (
     SlaEscalation,
     SlaPolicy,
 )
-from onestop.core.api import Cursor, resolve_one, resolve_refs
-from onestop.core.api_base import InputSchema
+from onestop.core.api import resolve_one, resolve_refs
+from onestop.core.api_base import InputSchema, crud_endpoints
 from onestop.core.models import Customer, ServiceLine, Site, Team, User
 from onestop.core.permissions import require
 
@@ -102,39 +101,25 @@ class DueOut(Schema):
     years_without_data: list[int]
 
 
-@router.get("/calendars", response=list[CalendarOut], tags=["calendars"])
-@paginate(Cursor)
-def list_calendars(request: HttpRequest, filters: Query[CalendarFilters]):
-    return selectors.calendar_list(user=request.user, **filters.dict())
-
-
-@router.get("/calendars/{int:id}", response=CalendarOut, tags=["calendars"])
-def get_calendar(request: HttpRequest, id: int):
-    return selectors.calendar_get(user=request.user, pk=id)
-
-
-@router.post("/calendars", response={201: CalendarOut}, tags=["calendars"])
-def create_calendar(request: HttpRequest, payload: CalendarIn):
-    require(request.user, "add", BusinessCalendar)
-    return Status(201, services.calendar_create(actor=request.user, **payload.dict()))
-
-
-@router.patch("/calendars/{int:id}", response=CalendarOut, tags=["calendars"])
-def update_calendar(request: HttpRequest, id: int, payload: CalendarPatch):
-    calendar = selectors.calendar_get(user=request.user, pk=id)
-    require(request.user, "change", calendar)
-    services.calendar_update(
-        actor=request.user, calendar=calendar, **payload.dict(exclude_unset=True)
-    )
-    return selectors.calendar_get(user=request.user, pk=id)
-
-
-@router.delete("/calendars/{int:id}", response={204: None}, tags=["calendars"])
-def delete_calendar(request: HttpRequest, id: int):
-    calendar = selectors.calendar_get(user=request.user, pk=id)
-    require(request.user, "delete", calendar)
-    services.calendar_delete(actor=request.user, calendar=calendar)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/calendars",
+    module=__name__,
+    name="calendar",
+    plural="calendars",
+    tag="calendars",
+    model=BusinessCalendar,
+    out=CalendarOut,
+    filters=CalendarFilters,
+    create_in=CalendarIn,
+    patch_in=CalendarPatch,
+    list=selectors.calendar_list,
+    get=selectors.calendar_get,
+    create=services.calendar_create,
+    update=services.calendar_update,
+    delete=services.calendar_delete,
+    refetch=True,
+)
 
 
 @router.get("/calendars/{int:id}/days", response=list[CalendarDayOut], tags=["calendars"])
@@ -252,41 +237,27 @@ class SlaPolicyFilters(Schema):
     q: str | None = None
 
 
-@router.get("/sla-policies", response=list[SlaPolicyOut], tags=["sla-policies"])
-@paginate(Cursor)
-def list_sla_policies(request: HttpRequest, filters: Query[SlaPolicyFilters]):
-    return selectors.sla_policy_list(user=request.user, **filters.dict())
-
-
-@router.get("/sla-policies/{int:id}", response=SlaPolicyOut, tags=["sla-policies"])
-def get_sla_policy(request: HttpRequest, id: int):
-    return selectors.sla_policy_get(user=request.user, pk=id)
-
-
-@router.post("/sla-policies", response={201: SlaPolicyOut}, tags=["sla-policies"])
-def create_sla_policy(request: HttpRequest, payload: SlaPolicyIn):
-    require(request.user, "add", SlaPolicy)
-    data = _escalation_refs(request.user, payload.dict())
-    policy = services.sla_policy_create(actor=request.user, **data)
-    return Status(201, selectors.sla_policy_get(user=request.user, pk=policy.pk))
-
-
-@router.patch("/sla-policies/{int:id}", response=SlaPolicyOut, tags=["sla-policies"])
-def update_sla_policy(request: HttpRequest, id: int, payload: SlaPolicyPatch):
-    policy = selectors.sla_policy_get(user=request.user, pk=id)
-    require(request.user, "change", policy)
-    services.sla_policy_update(
-        actor=request.user, policy=policy, **payload.dict(exclude_unset=True)
-    )
-    return selectors.sla_policy_get(user=request.user, pk=id)
-
-
-@router.delete("/sla-policies/{int:id}", response={204: None}, tags=["sla-policies"])
-def delete_sla_policy(request: HttpRequest, id: int):
-    policy = selectors.sla_policy_get(user=request.user, pk=id)
-    require(request.user, "delete", policy)
-    services.sla_policy_delete(actor=request.user, policy=policy)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/sla-policies",
+    module=__name__,
+    name="sla_policy",
+    plural="sla_policies",
+    tag="sla-policies",
+    model=SlaPolicy,
+    out=SlaPolicyOut,
+    filters=SlaPolicyFilters,
+    create_in=SlaPolicyIn,
+    patch_in=SlaPolicyPatch,
+    list=selectors.sla_policy_list,
+    get=selectors.sla_policy_get,
+    create=services.sla_policy_create,
+    update=services.sla_policy_update,
+    delete=services.sla_policy_delete,
+    refs=_escalation_refs,
+    obj_kwarg="policy",
+    refetch=True,
+)
 
 
 # Contracts -----------------------------------------------------------------------------------
@@ -381,40 +352,24 @@ def _contract_refs(user, data: dict[str, Any]) -> dict[str, Any]:
     return resolve_refs(user, data, _CONTRACT_REFS)
 
 
-@router.get("/contracts", response=list[ContractOut], tags=["contracts"])
-@paginate(Cursor)
-def list_contracts(request: HttpRequest, filters: Query[ContractFilters]):
-    require(request.user, "view", Contract)
-    return selectors.contract_list(user=request.user, **filters.dict())
-
-
-@router.get("/contracts/{int:id}", response=ContractOut, tags=["contracts"])
-def get_contract(request: HttpRequest, id: int):
-    contract = selectors.contract_get(user=request.user, pk=id)
-    require(request.user, "view", contract)
-    return contract
-
-
-@router.post("/contracts", response={201: ContractOut}, tags=["contracts"])
-def create_contract(request: HttpRequest, payload: ContractIn):
-    require(request.user, "add", Contract)
-    data = _contract_refs(request.user, payload.dict())
-    contract = services.contract_create(actor=request.user, **data)
-    return Status(201, selectors.contract_get(user=request.user, pk=contract.pk))
-
-
-@router.patch("/contracts/{int:id}", response=ContractOut, tags=["contracts"])
-def update_contract(request: HttpRequest, id: int, payload: ContractPatch):
-    contract = selectors.contract_get(user=request.user, pk=id)
-    require(request.user, "change", contract)
-    data = _contract_refs(request.user, payload.dict(exclude_unset=True))
-    services.contract_update(actor=request.user, contract=contract, **data)
-    return selectors.contract_get(user=request.user, pk=id)
-
-
-@router.delete("/contracts/{int:id}", response={204: None}, tags=["contracts"])
-def delete_contract(request: HttpRequest, id: int):
-    contract = selectors.contract_get(user=request.user, pk=id)
-    require(request.user, "delete", contract)
-    services.contract_delete(actor=request.user, contract=contract)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/contracts",
+    module=__name__,
+    name="contract",
+    plural="contracts",
+    tag="contracts",
+    model=Contract,
+    out=ContractOut,
+    filters=ContractFilters,
+    create_in=ContractIn,
+    patch_in=ContractPatch,
+    list=selectors.contract_list,
+    get=selectors.contract_get,
+    create=services.contract_create,
+    update=services.contract_update,
+    delete=services.contract_delete,
+    refs=_contract_refs,
+    require_view=("list", "get"),
+    refetch=True,
+)

@@ -10,13 +10,19 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
-from ninja.pagination import CursorPagination, paginate
+from ninja.pagination import paginate
 from pydantic import EmailStr
 
 from onestop.core import selectors, services
-from onestop.core.api_base import InputSchema, problem_response
+from onestop.core.api_base import (
+    Cursor,
+    InputSchema,
+    NewestFirst,
+    crud_endpoints,
+    problem_response,
+)
 from onestop.core.models import (
     AuditEvent,
     Contact,
@@ -72,13 +78,6 @@ def visible_ids(context, customers) -> list[int]:
     """Ids of related customers, without those the requesting user may not see."""
     visible = visible_customer_ids(context["request"].user)
     return sorted(c.pk for c in customers if visible is None or c.pk in visible)
-
-
-class Cursor(CursorPagination):
-    """Cursor pagination on the primary key: stable, and never counts the table."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(ordering=("id",), **kwargs)
 
 
 # Customers -----------------------------------------------------------------------------------
@@ -138,41 +137,29 @@ class CustomerFilters(Schema):
     parent_id: int | None = None
 
 
-@router.get("/customers", response=list[CustomerOut], tags=["customers"])
-@paginate(Cursor)
-def list_customers(request: HttpRequest, filters: Query[CustomerFilters]):
-    return selectors.customer_list(user=request.user, **filters.dict())
+def _customer_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    return resolve_refs(user, data, {"parent_id": ("parent", Customer)})
 
 
-@router.get("/customers/{int:id}", response=CustomerOut, tags=["customers"])
-def get_customer(request: HttpRequest, id: int):
-    return selectors.customer_get(user=request.user, pk=id)
-
-
-@router.post("/customers", response={201: CustomerOut}, tags=["customers"])
-def create_customer(request: HttpRequest, payload: CustomerIn):
-    require(request.user, "add", Customer)
-    data = payload.dict()
-    data["parent"] = resolve_one(request.user, Customer, data.pop("parent_id"), "parent_id")
-    return Status(201, services.customer_create(actor=request.user, **data))
-
-
-@router.patch("/customers/{int:id}", response=CustomerOut, tags=["customers"])
-def update_customer(request: HttpRequest, id: int, payload: CustomerPatch):
-    customer = selectors.customer_get(user=request.user, pk=id)
-    require(request.user, "change", customer)
-    data = payload.dict(exclude_unset=True)
-    if "parent_id" in data:
-        data["parent"] = resolve_one(request.user, Customer, data.pop("parent_id"), "parent_id")
-    return services.customer_update(actor=request.user, customer=customer, **data)
-
-
-@router.delete("/customers/{int:id}", response={204: None}, tags=["customers"])
-def delete_customer(request: HttpRequest, id: int):
-    customer = selectors.customer_get(user=request.user, pk=id)
-    require(request.user, "delete", customer)
-    services.customer_delete(actor=request.user, customer=customer)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/customers",
+    module=__name__,
+    name="customer",
+    plural="customers",
+    tag="customers",
+    model=Customer,
+    out=CustomerOut,
+    filters=CustomerFilters,
+    create_in=CustomerIn,
+    patch_in=CustomerPatch,
+    list=selectors.customer_list,
+    get=selectors.customer_get,
+    create=services.customer_create,
+    update=services.customer_update,
+    delete=services.customer_delete,
+    refs=_customer_refs,
+)
 
 
 # Sites ---------------------------------------------------------------------------------------
@@ -212,38 +199,29 @@ class SiteFilters(Schema):
     customer_id: int | None = None
 
 
-@router.get("/sites", response=list[SiteOut], tags=["sites"])
-@paginate(Cursor)
-def list_sites(request: HttpRequest, filters: Query[SiteFilters]):
-    return selectors.site_list(user=request.user, **filters.dict())
+def _site_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    return resolve_refs(user, data, {"customer_id": ("customer", Customer)})
 
 
-@router.get("/sites/{int:id}", response=SiteOut, tags=["sites"])
-def get_site(request: HttpRequest, id: int):
-    return selectors.site_get(user=request.user, pk=id)
-
-
-@router.post("/sites", response={201: SiteOut}, tags=["sites"])
-def create_site(request: HttpRequest, payload: SiteIn):
-    require(request.user, "add", Site)
-    data = payload.dict()
-    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
-    return Status(201, services.site_create(actor=request.user, **data))
-
-
-@router.patch("/sites/{int:id}", response=SiteOut, tags=["sites"])
-def update_site(request: HttpRequest, id: int, payload: SitePatch):
-    site = selectors.site_get(user=request.user, pk=id)
-    require(request.user, "change", site)
-    return services.site_update(actor=request.user, site=site, **payload.dict(exclude_unset=True))
-
-
-@router.delete("/sites/{int:id}", response={204: None}, tags=["sites"])
-def delete_site(request: HttpRequest, id: int):
-    site = selectors.site_get(user=request.user, pk=id)
-    require(request.user, "delete", site)
-    services.site_delete(actor=request.user, site=site)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/sites",
+    module=__name__,
+    name="site",
+    plural="sites",
+    tag="sites",
+    model=Site,
+    out=SiteOut,
+    filters=SiteFilters,
+    create_in=SiteIn,
+    patch_in=SitePatch,
+    list=selectors.site_list,
+    get=selectors.site_get,
+    create=services.site_create,
+    update=services.site_update,
+    delete=services.site_delete,
+    refs=_site_refs,
+)
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -294,45 +272,35 @@ class ContactFilters(Schema):
     is_vip: bool | None = None
 
 
-@router.get("/contacts", response=list[ContactOut], tags=["contacts"])
-@paginate(Cursor)
-def list_contacts(request: HttpRequest, filters: Query[ContactFilters]):
-    return selectors.contact_list(user=request.user, **filters.dict())
+_CONTACT_REFS = {"customer_id": ("customer", Customer), "site_id": ("site", Site)}
 
 
-@router.get("/contacts/{int:id}", response=ContactOut, tags=["contacts"])
-def get_contact(request: HttpRequest, id: int):
-    return selectors.contact_get(user=request.user, pk=id)
-
-
-@router.post("/contacts", response={201: ContactOut}, tags=["contacts"])
-def create_contact(request: HttpRequest, payload: ContactIn):
-    require(request.user, "add", Contact)
-    data = payload.dict()
-    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
-    data["site"] = resolve_one(request.user, Site, data.pop("site_id"), "site_id")
-    data["email"] = data["email"] or ""
-    return Status(201, services.contact_create(actor=request.user, **data))
-
-
-@router.patch("/contacts/{int:id}", response=ContactOut, tags=["contacts"])
-def update_contact(request: HttpRequest, id: int, payload: ContactPatch):
-    contact = selectors.contact_get(user=request.user, pk=id)
-    require(request.user, "change", contact)
-    data = payload.dict(exclude_unset=True)
-    if "site_id" in data:
-        data["site"] = resolve_one(request.user, Site, data.pop("site_id"), "site_id")
+def _contact_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    resolve_refs(user, data, _CONTACT_REFS)
     if "email" in data:
         data["email"] = data["email"] or ""
-    return services.contact_update(actor=request.user, contact=contact, **data)
+    return data
 
 
-@router.delete("/contacts/{int:id}", response={204: None}, tags=["contacts"])
-def delete_contact(request: HttpRequest, id: int):
-    contact = selectors.contact_get(user=request.user, pk=id)
-    require(request.user, "delete", contact)
-    services.contact_delete(actor=request.user, contact=contact)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/contacts",
+    module=__name__,
+    name="contact",
+    plural="contacts",
+    tag="contacts",
+    model=Contact,
+    out=ContactOut,
+    filters=ContactFilters,
+    create_in=ContactIn,
+    patch_in=ContactPatch,
+    list=selectors.contact_list,
+    get=selectors.contact_get,
+    create=services.contact_create,
+    update=services.contact_update,
+    delete=services.contact_delete,
+    refs=_contact_refs,
+)
 
 
 # Teams ---------------------------------------------------------------------------------------
@@ -386,38 +354,25 @@ def _team_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
     return resolve_refs(user, data, _TEAM_REFS)
 
 
-@router.get("/teams", response=list[TeamOut], tags=["teams"])
-@paginate(Cursor)
-def list_teams(request: HttpRequest, filters: Query[TeamFilters]):
-    return selectors.team_list(user=request.user, **filters.dict())
-
-
-@router.get("/teams/{int:id}", response=TeamOut, tags=["teams"])
-def get_team(request: HttpRequest, id: int):
-    return selectors.team_get(user=request.user, pk=id)
-
-
-@router.post("/teams", response={201: TeamOut}, tags=["teams"])
-def create_team(request: HttpRequest, payload: TeamIn):
-    require(request.user, "add", Team)
-    data = _team_refs(request.user, payload.dict())
-    return Status(201, services.team_create(actor=request.user, **data))
-
-
-@router.patch("/teams/{int:id}", response=TeamOut, tags=["teams"])
-def update_team(request: HttpRequest, id: int, payload: TeamPatch):
-    team = selectors.team_get(user=request.user, pk=id)
-    require(request.user, "change", team)
-    data = _team_refs(request.user, payload.dict(exclude_unset=True))
-    return services.team_update(actor=request.user, team=team, **data)
-
-
-@router.delete("/teams/{int:id}", response={204: None}, tags=["teams"])
-def delete_team(request: HttpRequest, id: int):
-    team = selectors.team_get(user=request.user, pk=id)
-    require(request.user, "delete", team)
-    services.team_delete(actor=request.user, team=team)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/teams",
+    module=__name__,
+    name="team",
+    plural="teams",
+    tag="teams",
+    model=Team,
+    out=TeamOut,
+    filters=TeamFilters,
+    create_in=TeamIn,
+    patch_in=TeamPatch,
+    list=selectors.team_list,
+    get=selectors.team_get,
+    create=services.team_create,
+    update=services.team_update,
+    delete=services.team_delete,
+    refs=_team_refs,
+)
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -491,24 +446,26 @@ def _user_refs(user: User, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@router.get("/users", response=list[UserOut], tags=["users"])
-@paginate(Cursor)
-def list_users(request: HttpRequest, filters: Query[UserFilters]):
-    return selectors.user_list(user=request.user, **filters.dict())
+crud_endpoints(
+    router,
+    "/users",
+    module=__name__,
+    name="user",
+    plural="users",
+    tag="users",
+    model=User,
+    out=UserOut,
+    filters=UserFilters,
+    create_in=UserIn,
+    list=selectors.user_list,
+    get=selectors.user_get,
+    create=services.user_create,
+    delete=services.user_delete,
+    refs=_user_refs,
+)
 
 
-@router.get("/users/{int:id}", response=UserOut, tags=["users"])
-def get_user(request: HttpRequest, id: int):
-    return selectors.user_get(user=request.user, pk=id)
-
-
-@router.post("/users", response={201: UserOut}, tags=["users"])
-def create_user(request: HttpRequest, payload: UserIn):
-    require(request.user, "add", User)
-    data = _user_refs(request.user, payload.dict())
-    return Status(201, services.user_create(actor=request.user, **data))
-
-
+# By hand: a new password is set apart from the other fields, in the same transaction.
 @router.patch("/users/{int:id}", response=UserOut, tags=["users"])
 def update_user(request: HttpRequest, id: int, payload: UserPatch):
     target = selectors.user_get(user=request.user, pk=id)
@@ -520,14 +477,6 @@ def update_user(request: HttpRequest, id: int, payload: UserPatch):
         if password:
             services.user_set_password(actor=request.user, user=target, password=password)
     return selectors.user_get(user=request.user, pk=id)
-
-
-@router.delete("/users/{int:id}", response={204: None}, tags=["users"])
-def delete_user(request: HttpRequest, id: int):
-    target = selectors.user_get(user=request.user, pk=id)
-    require(request.user, "delete", target)
-    services.user_delete(actor=request.user, user=target)
-    return Status(204, None)
 
 
 # Audit events (read only) --------------------------------------------------------------------
@@ -560,23 +509,21 @@ class AuditEventFilters(Schema):
     until: datetime.datetime | None = None
 
 
-class NewestFirst(CursorPagination):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(ordering=("-id",), **kwargs)
-
-
-@router.get("/audit-events", response=list[AuditEventOut], tags=["audit"])
-@paginate(NewestFirst)
-def list_audit_events(request: HttpRequest, filters: Query[AuditEventFilters]):
-    require(request.user, "view", AuditEvent)
-    return selectors.audit_event_list(user=request.user, **filters.dict())
-
-
-@router.get("/audit-events/{int:id}", response=AuditEventOut, tags=["audit"])
-def get_audit_event(request: HttpRequest, id: int):
-    event = selectors.audit_event_get(user=request.user, pk=id)
-    require(request.user, "view", event)
-    return event
+crud_endpoints(
+    router,
+    "/audit-events",
+    module=__name__,
+    name="audit_event",
+    plural="audit_events",
+    tag="audit",
+    model=AuditEvent,
+    out=AuditEventOut,
+    filters=AuditEventFilters,
+    list=selectors.audit_event_list,
+    get=selectors.audit_event_get,
+    require_view=("list", "get"),
+    pagination=NewestFirst,
+)
 
 
 # API tokens ----------------------------------------------------------------------------------

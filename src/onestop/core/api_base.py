@@ -1,4 +1,5 @@
-"""What every API router shares: problem+json errors, authentication, scoped lookups.
+"""What every API router shares: problem+json errors, authentication, pagination, and the
+standard endpoints of a resource.
 
 Errors follow RFC 9457 (problem details) with an `errors` list of {field, code, message}, so
 a client can point at the field at fault.
@@ -6,25 +7,30 @@ a client can point at the field at fault.
 
 from __future__ import annotations
 
+import builtins
+import inspect
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Query, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.pagination import CursorPagination, PaginationBase, paginate
 from ninja.security import APIKeyCookie, HttpBearer
 from pydantic import ConfigDict
 
 from onestop.core.errors import ConflictError
 from onestop.core.models import User
+from onestop.core.permissions import require
 from onestop.core.services import api_token_authenticate
 
 logger = logging.getLogger(__name__)
@@ -224,3 +230,144 @@ class ProblemJsonMiddleware:
                 replaced["Allow"] = response["Allow"]
             return replaced
         return response
+
+
+# Pagination and the standard endpoints -------------------------------------------------------
+
+
+class Cursor(CursorPagination):
+    """Cursor pagination on the primary key: stable, and never counts the table."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ordering=("id",), **kwargs)
+
+
+class NewestFirst(CursorPagination):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ordering=("-id",), **kwargs)
+
+
+def crud_endpoints(
+    router: Router,
+    path: str,
+    *,
+    module: str,
+    name: str,
+    plural: str,
+    tag: str,
+    model: type[Model],
+    out: type[Schema],
+    filters: type[Schema] | None = None,
+    create_in: type[Schema] | None = None,
+    patch_in: type[Schema] | None = None,
+    list: Callable[..., Any] | None = None,
+    get: Callable[..., Any] | None = None,
+    create: Callable[..., Any] | None = None,
+    update: Callable[..., Any] | None = None,
+    delete: Callable[..., Any] | None = None,
+    refs: Callable[[User, dict[str, Any]], dict[str, Any]] | None = None,
+    obj_kwarg: str | None = None,
+    require_view: Collection[str] = (),
+    refetch: bool = False,
+    pagination: type[PaginationBase] = Cursor,
+    docs: Mapping[str, str] | None = None,
+) -> None:
+    """Adds to `router` the standard endpoints of a resource, each only if its callable is given:
+
+    - GET `path`: `list(user=, **filters)`, paginated; `filters` is the query schema, if any;
+    - GET `path/{id}`: `get(user=, pk=)`, the selector that 404s outside the user's scope;
+    - POST `path`: `require(user, "add", model)`, then `create(actor=, **data)`; 201;
+    - PATCH `path/{id}`: `require(user, "change", obj)`, then `update(actor=, <obj_kwarg>=obj,
+      **data)` with the fields sent;
+    - DELETE `path/{id}`: `require(user, "delete", obj)`, then `delete(actor=, <obj_kwarg>=obj)`;
+      204.
+
+    `refs(user, data)` turns the payload's id fields into objects the user may see (create and
+    patch). `require_view` names the reads ("list", "get") that also require "view".
+    `obj_kwarg` is the services' keyword for the object (`name` by default). With `refetch`,
+    create and patch answer with `get` rather than the service's object. `docs` holds the
+    endpoints' docstrings ({"create": ...}), which ninja shows as their descriptions. Endpoints
+    that do more are written by hand beside the declaration.
+
+    The views are named as hand-written ones would be (list_<plural>, get_<name>, ...) in
+    `module`: ninja derives operationId, summary and URL name from that.
+    """
+    if get is None and (update or delete or refetch):
+        raise TypeError("update, delete and refetch need the `get` selector")
+    if not set(require_view) <= {"list", "get"}:
+        raise ValueError(f"require_view takes 'list' and 'get', not {require_view!r}")
+    obj_kwarg = obj_kwarg or name
+    item = f"{path}/{{int:id}}"
+
+    def resolve(user: User, data: dict[str, Any]) -> dict[str, Any]:
+        return refs(user, data) if refs else data
+
+    def register(
+        method: str, route: str, op: str, view: Callable, response: Any, **params: Any
+    ) -> None:
+        view.__name__ = view.__qualname__ = f"{op}_{plural if op == 'list' else name}"
+        view.__module__ = module
+        view.__doc__ = (docs or {}).get(op)
+        # ninja builds the parameters from the signature; the views' own annotations are
+        # generic (and strings, in this module), so it gets one with the real schema classes.
+        view.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=value)
+                for key, value in {"request": HttpRequest, **params}.items()
+            ]
+        )
+        if op == "list":
+            view = paginate(pagination)(view)
+        router.api_operation([method], route, response=response, tags=[tag])(view)
+
+    if list is not None:
+
+        def list_view(request: HttpRequest, filters: Schema | None = None) -> Any:
+            if "list" in require_view:
+                require(request.user, "view", model)
+            criteria = filters.dict() if filters is not None else {}
+            return list(user=request.user, **criteria)
+
+        params = {"filters": Query[filters]} if filters is not None else {}
+        # `list`, the parameter, hides the builtin here.
+        register("GET", path, "list", list_view, builtins.list[out], **params)
+
+    if create is not None:
+
+        def create_view(request: HttpRequest, payload: Schema) -> Any:
+            require(request.user, "add", model)
+            obj = create(actor=request.user, **resolve(request.user, payload.dict()))
+            return Status(201, get(user=request.user, pk=obj.pk) if refetch else obj)
+
+        register("POST", path, "create", create_view, {201: out}, payload=create_in)
+
+    if get is not None:
+
+        def get_view(request: HttpRequest, id: int) -> Any:
+            obj = get(user=request.user, pk=id)
+            if "get" in require_view:
+                require(request.user, "view", obj)
+            return obj
+
+        register("GET", item, "get", get_view, out, id=int)
+
+    if update is not None:
+
+        def update_view(request: HttpRequest, id: int, payload: Schema) -> Any:
+            obj = get(user=request.user, pk=id)
+            require(request.user, "change", obj)
+            data = resolve(request.user, payload.dict(exclude_unset=True))
+            obj = update(actor=request.user, **{obj_kwarg: obj}, **data)
+            return get(user=request.user, pk=id) if refetch else obj
+
+        register("PATCH", item, "update", update_view, out, id=int, payload=patch_in)
+
+    if delete is not None:
+
+        def delete_view(request: HttpRequest, id: int) -> Any:
+            obj = get(user=request.user, pk=id)
+            require(request.user, "delete", obj)
+            delete(actor=request.user, **{obj_kwarg: obj})
+            return Status(204, None)
+
+        register("DELETE", item, "delete", delete_view, {204: None}, id=int)

@@ -16,8 +16,8 @@ from ninja.pagination import paginate
 
 from onestop.assets import selectors as asset_selectors
 from onestop.assets.models import Device
-from onestop.core.api import Cursor, NewestFirst, resolve_one, resolve_refs
-from onestop.core.api_base import InputSchema
+from onestop.core.api import resolve_one, resolve_refs
+from onestop.core.api_base import Cursor, InputSchema, NewestFirst, crud_endpoints
 from onestop.core.models import Customer, Site
 from onestop.core.permissions import require
 from onestop.metrics import selectors as metric_selectors
@@ -71,20 +71,23 @@ class EnrollmentTokenFilters(Schema):
     site_id: int | None = None
 
 
-@router.get("/enrollment-tokens", response=list[EnrollmentTokenOut], tags=["agents"])
-@paginate(Cursor)
-def list_enrollment_tokens(request: HttpRequest, filters: Query[EnrollmentTokenFilters]):
-    require(request.user, "view", EnrollmentToken)
-    return selectors.enrollment_token_list(user=request.user, **filters.dict())
+crud_endpoints(
+    router,
+    "/enrollment-tokens",
+    module=__name__,
+    name="enrollment_token",
+    plural="enrollment_tokens",
+    tag="agents",
+    model=EnrollmentToken,
+    out=EnrollmentTokenOut,
+    filters=EnrollmentTokenFilters,
+    list=selectors.enrollment_token_list,
+    get=selectors.enrollment_token_get,
+    require_view=("list", "get"),
+)
 
 
-@router.get("/enrollment-tokens/{int:id}", response=EnrollmentTokenOut, tags=["agents"])
-def get_enrollment_token(request: HttpRequest, id: int):
-    token = selectors.enrollment_token_get(user=request.user, pk=id)
-    require(request.user, "view", token)
-    return token
-
-
+# By hand: the answer carries the raw token, shown once, and the command that uses it.
 @router.post("/enrollment-tokens", response={201: EnrollmentTokenCreated}, tags=["agents"])
 def create_enrollment_token(request: HttpRequest, payload: EnrollmentTokenIn):
     require(request.user, "add", EnrollmentToken)
@@ -328,6 +331,10 @@ def _definition(user, data: dict[str, Any]) -> dict[str, Any]:
     return resolve_refs(user, data, {"snmp_credential_id": ("snmp_credential", SnmpCredential)})
 
 
+def _check_refs(user, data: dict[str, Any]) -> dict[str, Any]:
+    return resolve_refs(user, _definition(user, data), {"device_id": ("device", Device)})
+
+
 def _check_filter(qs: QuerySet[Check], filters: CheckFilters) -> QuerySet[Check]:
     given = {key: value for key, value in filters.dict().items() if value is not None}
     if "customer_id" in given:
@@ -342,41 +349,38 @@ def list_checks(request: HttpRequest, filters: Query[CheckFilters]):
     return _check_filter(selectors.check_list(user=request.user), filters)
 
 
-@router.get("/checks/{int:id}", response=CheckOut, tags=["checks"])
-def get_check(request: HttpRequest, id: int):
-    check = selectors.check_get(user=request.user, pk=id)
-    require(request.user, "view", check)
-    return check
-
-
-@router.post("/checks", response={201: CheckOut}, tags=["checks"])
-def create_check(request: HttpRequest, payload: CheckIn):
-    """A check made by hand on one device (template checks come from /check-templates)."""
-    require(request.user, "add", Check)
-    data = _definition(request.user, payload.dict())
-    device = resolve_one(request.user, Device, data.pop("device_id"), "device_id")
-    return Status(201, services.check_create(actor=request.user, device=device, **data))
-
-
-@router.patch("/checks/{int:id}", response=CheckOut, tags=["checks"])
-def update_check(request: HttpRequest, id: int, payload: CheckDefinitionPatch):
-    """Changes a check. On a template's check a field set to another value than the
-    template's becomes the device's own (`overridden_fields`); set back, it follows the
-    template again."""
-    check = selectors.check_get(user=request.user, pk=id)
-    require(request.user, "change", check)
-    data = _definition(request.user, payload.dict(exclude_unset=True))
-    return services.check_update(actor=request.user, check=check, **data)
-
-
-@router.delete("/checks/{int:id}", response={204: None}, tags=["checks"])
-def delete_check(request: HttpRequest, id: int):
-    """Deletes a hand-made check and its history; a template's check answers 409 (disable it
-    instead)."""
-    check = selectors.check_get(user=request.user, pk=id)
-    require(request.user, "delete", check)
-    services.check_delete(actor=request.user, check=check)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/checks",
+    module=__name__,
+    name="check",
+    plural="checks",
+    tag="checks",
+    model=Check,
+    out=CheckOut,
+    create_in=CheckIn,
+    patch_in=CheckDefinitionPatch,
+    get=selectors.check_get,
+    create=services.check_create,
+    update=services.check_update,
+    delete=services.check_delete,
+    refs=_check_refs,
+    require_view=("get",),
+    docs={
+        "create": """
+            A check made by hand on one device (template checks come from /check-templates).
+        """,
+        "update": """
+            Changes a check. On a template's check a field set to another value than the
+            template's becomes the device's own (`overridden_fields`); set back, it follows the
+            template again.
+        """,
+        "delete": """
+            Deletes a hand-made check and its history; a template's check answers 409 (disable it
+            instead).
+        """,
+    },
+)
 
 
 @router.post("/checks/{int:id}/clear-overrides", response=CheckOut, tags=["checks"])
@@ -499,38 +503,33 @@ def list_check_templates(request: HttpRequest, filters: Query[CheckTemplateFilte
     return selectors.check_template_list(user=request.user).filter(**given)
 
 
-@router.get("/check-templates/{int:id}", response=CheckTemplateOut, tags=["checks"])
-def get_check_template(request: HttpRequest, id: int):
-    template = selectors.check_template_get(user=request.user, pk=id)
-    require(request.user, "view", template)
-    return template
-
-
-@router.post("/check-templates", response={201: CheckTemplateOut}, tags=["checks"])
-def create_check_template(request: HttpRequest, payload: CheckTemplateIn):
-    """A template (policy): every device in its scope gets its check at once."""
-    require(request.user, "add", CheckTemplate)
-    data = _template_data(request.user, payload.dict())
-    return Status(201, services.check_template_create(actor=request.user, **data))
-
-
-@router.patch("/check-templates/{int:id}", response=CheckTemplateOut, tags=["checks"])
-def update_check_template(request: HttpRequest, id: int, payload: CheckTemplatePatch):
-    """Changes a template; its checks follow except for the fields a device overrides, devices
-    entering its scope get the check and those leaving it lose it."""
-    template = selectors.check_template_get(user=request.user, pk=id)
-    require(request.user, "change", template)
-    data = _template_data(request.user, payload.dict(exclude_unset=True))
-    return services.check_template_update(actor=request.user, template=template, **data)
-
-
-@router.delete("/check-templates/{int:id}", response={204: None}, tags=["checks"])
-def delete_check_template(request: HttpRequest, id: int):
-    """Deletes a template and the checks it gave devices."""
-    template = selectors.check_template_get(user=request.user, pk=id)
-    require(request.user, "delete", template)
-    services.check_template_delete(actor=request.user, template=template)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/check-templates",
+    module=__name__,
+    name="check_template",
+    plural="check_templates",
+    tag="checks",
+    model=CheckTemplate,
+    out=CheckTemplateOut,
+    create_in=CheckTemplateIn,
+    patch_in=CheckTemplatePatch,
+    get=selectors.check_template_get,
+    create=services.check_template_create,
+    update=services.check_template_update,
+    delete=services.check_template_delete,
+    refs=_template_data,
+    obj_kwarg="template",
+    require_view=("get",),
+    docs={
+        "create": "A template (policy): every device in its scope gets its check at once.",
+        "update": """
+            Changes a template; its checks follow except for the fields a device overrides, devices
+            entering its scope get the check and those leaving it lose it.
+        """,
+        "delete": "Deletes a template and the checks it gave devices.",
+    },
+)
 
 
 # Maintenance windows --------------------------------------------------------------------------
@@ -618,36 +617,35 @@ def list_maintenance_windows(request: HttpRequest, filters: Query[MaintenanceWin
     return qs if at is None else _active_at(qs, at)
 
 
-@router.get("/maintenance-windows/{int:id}", response=MaintenanceWindowOut, tags=["checks"])
-def get_maintenance_window(request: HttpRequest, id: int):
-    window = selectors.maintenance_window_get(user=request.user, pk=id)
-    require(request.user, "view", window)
-    return window
+def _window_refs(user, data: dict[str, Any]) -> dict[str, Any]:
+    return resolve_refs(user, data, WINDOW_REFS)
 
 
-@router.post("/maintenance-windows", response={201: MaintenanceWindowOut}, tags=["checks"])
-def create_maintenance_window(request: HttpRequest, payload: MaintenanceWindowIn):
-    """A one-off window (`starts_at` to `ends_at`) or a repeating one (`rrule` and
-    `duration_minutes`, read in `time_zone`) for a customer, one of its sites or one device."""
-    require(request.user, "add", MaintenanceWindow)
-    data = resolve_refs(request.user, payload.dict(), WINDOW_REFS)
-    return Status(201, services.maintenance_window_create(actor=request.user, **data))
-
-
-@router.patch("/maintenance-windows/{int:id}", response=MaintenanceWindowOut, tags=["checks"])
-def update_maintenance_window(request: HttpRequest, id: int, payload: MaintenanceWindowPatch):
-    window = selectors.maintenance_window_get(user=request.user, pk=id)
-    require(request.user, "change", window)
-    data = resolve_refs(request.user, payload.dict(exclude_unset=True), WINDOW_REFS)
-    return services.maintenance_window_update(actor=request.user, window=window, **data)
-
-
-@router.delete("/maintenance-windows/{int:id}", response={204: None}, tags=["checks"])
-def delete_maintenance_window(request: HttpRequest, id: int):
-    window = selectors.maintenance_window_get(user=request.user, pk=id)
-    require(request.user, "delete", window)
-    services.maintenance_window_delete(actor=request.user, window=window)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/maintenance-windows",
+    module=__name__,
+    name="maintenance_window",
+    plural="maintenance_windows",
+    tag="checks",
+    model=MaintenanceWindow,
+    out=MaintenanceWindowOut,
+    create_in=MaintenanceWindowIn,
+    patch_in=MaintenanceWindowPatch,
+    get=selectors.maintenance_window_get,
+    create=services.maintenance_window_create,
+    update=services.maintenance_window_update,
+    delete=services.maintenance_window_delete,
+    refs=_window_refs,
+    obj_kwarg="window",
+    require_view=("get",),
+    docs={
+        "create": """
+            A one-off window (`starts_at` to `ends_at`) or a repeating one (`rrule` and
+            `duration_minutes`, read in `time_zone`) for a customer, one of its sites or one device.
+        """,
+    },
+)
 
 
 # SNMP credentials ------------------------------------------------------------------------------
@@ -723,36 +721,31 @@ def list_snmp_credentials(request: HttpRequest, customer_id: int | None = None):
     return qs if customer_id is None else qs.filter(customer_id=customer_id)
 
 
-@router.get("/snmp-credentials/{int:id}", response=SnmpCredentialOut, tags=["poller"])
-def get_snmp_credential(request: HttpRequest, id: int):
-    credential = selectors.snmp_credential_get(user=request.user, pk=id)
-    require(request.user, "view", credential)
-    return credential
-
-
-@router.post("/snmp-credentials", response={201: SnmpCredentialOut}, tags=["poller"])
-def create_snmp_credential(request: HttpRequest, payload: SnmpCredentialIn):
-    """Credentials for SNMP checks and discovery; the community and keys are write-only."""
-    require(request.user, "add", SnmpCredential)
-    data = _credential_data(request.user, payload.dict())
-    return Status(201, services.snmp_credential_create(actor=request.user, **data))
-
-
-@router.patch("/snmp-credentials/{int:id}", response=SnmpCredentialOut, tags=["poller"])
-def update_snmp_credential(request: HttpRequest, id: int, payload: SnmpCredentialPatch):
-    credential = selectors.snmp_credential_get(user=request.user, pk=id)
-    require(request.user, "change", credential)
-    data = _credential_data(request.user, payload.dict(exclude_unset=True))
-    return services.snmp_credential_update(actor=request.user, credential=credential, **data)
-
-
-@router.delete("/snmp-credentials/{int:id}", response={204: None}, tags=["poller"])
-def delete_snmp_credential(request: HttpRequest, id: int):
-    """Deletes credentials that no check or template uses (409 otherwise)."""
-    credential = selectors.snmp_credential_get(user=request.user, pk=id)
-    require(request.user, "delete", credential)
-    services.snmp_credential_delete(actor=request.user, credential=credential)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/snmp-credentials",
+    module=__name__,
+    name="snmp_credential",
+    plural="snmp_credentials",
+    tag="poller",
+    model=SnmpCredential,
+    out=SnmpCredentialOut,
+    create_in=SnmpCredentialIn,
+    patch_in=SnmpCredentialPatch,
+    get=selectors.snmp_credential_get,
+    create=services.snmp_credential_create,
+    update=services.snmp_credential_update,
+    delete=services.snmp_credential_delete,
+    refs=_credential_data,
+    obj_kwarg="credential",
+    require_view=("get",),
+    docs={
+        "create": """
+            Credentials for SNMP checks and discovery; the community and keys are write-only.
+        """,
+        "delete": "Deletes credentials that no check or template uses (409 otherwise).",
+    },
+)
 
 
 # What the poller polls, and what it received ---------------------------------------------------

@@ -4,15 +4,14 @@ delivery log that carry notifications outside the app."""
 import datetime as dt
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import paginate
+from ninja import Field, Router, Schema
 
-from onestop.core.api import Cursor, NewestFirst, resolve_refs
-from onestop.core.api_base import InputSchema
+from onestop.core.api import resolve_refs
+from onestop.core.api_base import InputSchema, NewestFirst, crud_endpoints
 from onestop.core.models import Customer, Team
 from onestop.core.permissions import require
 from onestop.notify import selectors, services
-from onestop.notify.models import Channel, Delivery, Rule
+from onestop.notify.models import Channel, Delivery, Notification, Rule
 
 router = Router()
 
@@ -40,15 +39,20 @@ class ReadAllOut(Schema):
     marked: int
 
 
-@router.get("/notifications", response=list[NotificationOut], tags=["notifications"])
-@paginate(NewestFirst)
-def list_notifications(request: HttpRequest, filters: Query[NotificationFilters]):
-    return selectors.notification_list(user=request.user, **filters.dict())
-
-
-@router.get("/notifications/{int:id}", response=NotificationOut, tags=["notifications"])
-def get_notification(request: HttpRequest, id: int):
-    return selectors.notification_get(user=request.user, pk=id)
+crud_endpoints(
+    router,
+    "/notifications",
+    module=__name__,
+    name="notification",
+    plural="notifications",
+    tag="notifications",
+    model=Notification,
+    out=NotificationOut,
+    filters=NotificationFilters,
+    list=selectors.notification_list,
+    get=selectors.notification_get,
+    pagination=NewestFirst,
+)
 
 
 @router.post("/notifications/{int:id}/read", response=NotificationOut, tags=["notifications"])
@@ -150,41 +154,24 @@ class DeliveryOut(Schema):
     finished_at: dt.datetime | None
 
 
-@router.get("/notification-channels", response=list[ChannelOut], tags=["channels"])
-@paginate(Cursor)
-def list_channels(request: HttpRequest):
-    require(request.user, "view", Channel)
-    return selectors.channel_list(user=request.user)
-
-
-@router.get("/notification-channels/{int:id}", response=ChannelOut, tags=["channels"])
-def get_channel(request: HttpRequest, id: int):
-    channel = selectors.channel_get(user=request.user, pk=id)
-    require(request.user, "view", channel)
-    return channel
-
-
-@router.post("/notification-channels", response={201: ChannelOut}, tags=["channels"])
-def create_channel(request: HttpRequest, payload: ChannelIn):
-    require(request.user, "add", Channel)
-    return Status(201, services.channel_create(actor=request.user, **payload.dict()))
-
-
-@router.patch("/notification-channels/{int:id}", response=ChannelOut, tags=["channels"])
-def update_channel(request: HttpRequest, id: int, payload: ChannelPatch):
-    channel = selectors.channel_get(user=request.user, pk=id)
-    require(request.user, "change", channel)
-    return services.channel_update(
-        actor=request.user, channel=channel, **payload.dict(exclude_unset=True)
-    )
-
-
-@router.delete("/notification-channels/{int:id}", response={204: None}, tags=["channels"])
-def delete_channel(request: HttpRequest, id: int):
-    channel = selectors.channel_get(user=request.user, pk=id)
-    require(request.user, "delete", channel)
-    services.channel_delete(actor=request.user, channel=channel)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/notification-channels",
+    module=__name__,
+    name="channel",
+    plural="channels",
+    tag="channels",
+    model=Channel,
+    out=ChannelOut,
+    create_in=ChannelIn,
+    patch_in=ChannelPatch,
+    list=selectors.channel_list,
+    get=selectors.channel_get,
+    create=services.channel_create,
+    update=services.channel_update,
+    delete=services.channel_delete,
+    require_view=("list", "get"),
+)
 
 
 @router.post("/notification-channels/{int:id}/test", response=DeliveryOut, tags=["channels"])
@@ -243,41 +230,30 @@ RULE_REFS = {
 }
 
 
-@router.get("/notification-rules", response=list[RuleOut], tags=["channels"])
-@paginate(Cursor)
-def list_rules(request: HttpRequest, filters: Query[RuleFilters]):
-    require(request.user, "view", Rule)
-    return selectors.rule_list(user=request.user, **filters.dict())
+def _rule_refs(user, data: dict) -> dict:
+    return resolve_refs(user, data, RULE_REFS)
 
 
-@router.get("/notification-rules/{int:id}", response=RuleOut, tags=["channels"])
-def get_rule(request: HttpRequest, id: int):
-    rule = selectors.rule_get(user=request.user, pk=id)
-    require(request.user, "view", rule)
-    return rule
-
-
-@router.post("/notification-rules", response={201: RuleOut}, tags=["channels"])
-def create_rule(request: HttpRequest, payload: RuleIn):
-    require(request.user, "add", Rule)
-    data = resolve_refs(request.user, payload.dict(), RULE_REFS)
-    return Status(201, services.rule_create(actor=request.user, **data))
-
-
-@router.patch("/notification-rules/{int:id}", response=RuleOut, tags=["channels"])
-def update_rule(request: HttpRequest, id: int, payload: RulePatch):
-    rule = selectors.rule_get(user=request.user, pk=id)
-    require(request.user, "change", rule)
-    data = resolve_refs(request.user, payload.dict(exclude_unset=True), RULE_REFS)
-    return services.rule_update(actor=request.user, rule=rule, **data)
-
-
-@router.delete("/notification-rules/{int:id}", response={204: None}, tags=["channels"])
-def delete_rule(request: HttpRequest, id: int):
-    rule = selectors.rule_get(user=request.user, pk=id)
-    require(request.user, "delete", rule)
-    services.rule_delete(actor=request.user, rule=rule)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/notification-rules",
+    module=__name__,
+    name="rule",
+    plural="rules",
+    tag="channels",
+    model=Rule,
+    out=RuleOut,
+    filters=RuleFilters,
+    create_in=RuleIn,
+    patch_in=RulePatch,
+    list=selectors.rule_list,
+    get=selectors.rule_get,
+    create=services.rule_create,
+    update=services.rule_update,
+    delete=services.rule_delete,
+    refs=_rule_refs,
+    require_view=("list", "get"),
+)
 
 
 # Deliveries (read only) ----------------------------------------------------------------------
@@ -291,15 +267,17 @@ class DeliveryFilters(Schema):
     object_id: str | None = None
 
 
-@router.get("/deliveries", response=list[DeliveryOut], tags=["channels"])
-@paginate(Cursor)
-def list_deliveries(request: HttpRequest, filters: Query[DeliveryFilters]):
-    require(request.user, "view", Delivery)
-    return selectors.delivery_list(user=request.user, **filters.dict())
-
-
-@router.get("/deliveries/{int:id}", response=DeliveryOut, tags=["channels"])
-def get_delivery(request: HttpRequest, id: int):
-    delivery = selectors.delivery_get(user=request.user, pk=id)
-    require(request.user, "view", delivery)
-    return delivery
+crud_endpoints(
+    router,
+    "/deliveries",
+    module=__name__,
+    name="delivery",
+    plural="deliveries",
+    tag="channels",
+    model=Delivery,
+    out=DeliveryOut,
+    filters=DeliveryFilters,
+    list=selectors.delivery_list,
+    get=selectors.delivery_get,
+    require_view=("list", "get"),
+)

@@ -10,8 +10,8 @@ from pydantic import EmailStr
 
 from onestop.assets.models import Device
 from onestop.contracts.models import Contract, Priority
-from onestop.core.api import Cursor, resolve_one, resolve_refs, visible_ids
-from onestop.core.api_base import InputSchema
+from onestop.core.api import resolve_one, resolve_refs, visible_ids
+from onestop.core.api_base import Cursor, InputSchema, crud_endpoints
 from onestop.core.models import Contact, Customer, Site, Team, User
 from onestop.core.permissions import can, require
 from onestop.servicedesk import selectors, services
@@ -309,36 +309,29 @@ class TimeEntryFilters(Schema):
     until: dt.date | None = None
 
 
-@router.get("/time-entries", response=list[TimeEntryOut], tags=["time"])
-@paginate(Cursor)
-def list_time_entries(request: HttpRequest, filters: Query[TimeEntryFilters]):
-    require(request.user, "view", TimeEntry)
-    return selectors.time_entry_list(user=request.user, **filters.dict())
+def _time_entry_refs(user, data: dict) -> dict:
+    return resolve_refs(user, data, {"ticket_id": ("ticket", Ticket), "user_id": ("user", User)})
 
 
-@router.get("/time-entries/{int:id}", response=TimeEntryOut, tags=["time"])
-def get_time_entry(request: HttpRequest, id: int):
-    entry = selectors.time_entry_get(user=request.user, pk=id)
-    require(request.user, "view", entry)
-    return entry
-
-
-@router.post("/time-entries", response={201: TimeEntryOut}, tags=["time"])
-def create_time_entry(request: HttpRequest, payload: TimeEntryIn):
-    require(request.user, "add", TimeEntry)
-    data = payload.dict()
-    ticket = resolve_one(request.user, Ticket, data.pop("ticket_id"), "ticket_id")
-    data["user"] = resolve_one(request.user, User, data.pop("user_id"), "user_id")
-    entry = services.time_entry_create(actor=request.user, ticket=ticket, **data)
-    return Status(201, entry)
-
-
-@router.delete("/time-entries/{int:id}", response={204: None}, tags=["time"])
-def delete_time_entry(request: HttpRequest, id: int):
-    entry = selectors.time_entry_get(user=request.user, pk=id)
-    require(request.user, "delete", entry)
-    services.time_entry_delete(actor=request.user, entry=entry)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/time-entries",
+    module=__name__,
+    name="time_entry",
+    plural="time_entries",
+    tag="time",
+    model=TimeEntry,
+    out=TimeEntryOut,
+    filters=TimeEntryFilters,
+    create_in=TimeEntryIn,
+    list=selectors.time_entry_list,
+    get=selectors.time_entry_get,
+    create=services.time_entry_create,
+    delete=services.time_entry_delete,
+    refs=_time_entry_refs,
+    obj_kwarg="entry",
+    require_view=("list", "get"),
+)
 
 
 # On-site visits -------------------------------------------------------------------------------
@@ -401,38 +394,31 @@ class VisitFilters(Schema):
     until: dt.datetime | None = None
 
 
-@router.get("/visits", response=list[VisitOut], tags=["visits"])
-@paginate(Cursor)
-def list_visits(request: HttpRequest, filters: Query[VisitFilters]):
-    require(request.user, "view", Visit)
-    return selectors.visit_list(user=request.user, **filters.dict())
+def _visit_refs(user, data: dict) -> dict:
+    return resolve_refs(
+        user, data, {"ticket_id": ("ticket", Ticket), "engineer_id": ("engineer", User)}
+    )
 
 
-@router.get("/visits/{int:id}", response=VisitOut, tags=["visits"])
-def get_visit(request: HttpRequest, id: int):
-    visit = selectors.visit_get(user=request.user, pk=id)
-    require(request.user, "view", visit)
-    return visit
-
-
-@router.post("/visits", response={201: VisitOut}, tags=["visits"])
-def create_visit(request: HttpRequest, payload: VisitIn):
-    require(request.user, "add", Visit)
-    data = payload.dict()
-    ticket = resolve_one(request.user, Ticket, data.pop("ticket_id"), "ticket_id")
-    engineer = resolve_one(request.user, User, data.pop("engineer_id"), "engineer_id")
-    visit = services.visit_schedule(actor=request.user, ticket=ticket, engineer=engineer, **data)
-    return Status(201, visit)
-
-
-@router.patch("/visits/{int:id}", response=VisitOut, tags=["visits"])
-def update_visit(request: HttpRequest, id: int, payload: VisitPatch):
-    visit = selectors.visit_get(user=request.user, pk=id)
-    require(request.user, "change", visit)
-    data = payload.dict(exclude_unset=True)
-    if "engineer_id" in data:
-        data["engineer"] = resolve_one(request.user, User, data.pop("engineer_id"), "engineer_id")
-    return services.visit_update(actor=request.user, visit=visit, **data)
+crud_endpoints(
+    router,
+    "/visits",
+    module=__name__,
+    name="visit",
+    plural="visits",
+    tag="visits",
+    model=Visit,
+    out=VisitOut,
+    filters=VisitFilters,
+    create_in=VisitIn,
+    patch_in=VisitPatch,
+    list=selectors.visit_list,
+    get=selectors.visit_get,
+    create=services.visit_schedule,
+    update=services.visit_update,
+    refs=_visit_refs,
+    require_view=("list", "get"),
+)
 
 
 @router.post("/visits/{int:id}/check-in", response=VisitOut, tags=["visits"])
@@ -502,40 +488,26 @@ def _article_refs(user, data: dict) -> dict:
     return resolve_refs(user, data, {"customer_ids": ("customers", Customer)})
 
 
-@router.get("/kb-articles", response=list[ArticleOut], tags=["knowledge base"])
-@paginate(Cursor)
-def list_articles(request: HttpRequest, filters: Query[ArticleFilters]):
-    return selectors.knowledge_article_list(user=request.user, **filters.dict())
-
-
-@router.get("/kb-articles/{int:id}", response=ArticleOut, tags=["knowledge base"])
-def get_article(request: HttpRequest, id: int):
-    return selectors.knowledge_article_get(user=request.user, pk=id)
-
-
-@router.post("/kb-articles", response={201: ArticleOut}, tags=["knowledge base"])
-def create_article(request: HttpRequest, payload: ArticleIn):
-    require(request.user, "add", KnowledgeArticle)
-    data = _article_refs(request.user, payload.dict())
-    article = services.knowledge_article_create(actor=request.user, **data)
-    return Status(201, selectors.knowledge_article_get(user=request.user, pk=article.pk))
-
-
-@router.patch("/kb-articles/{int:id}", response=ArticleOut, tags=["knowledge base"])
-def update_article(request: HttpRequest, id: int, payload: ArticlePatch):
-    article = selectors.knowledge_article_get(user=request.user, pk=id)
-    require(request.user, "change", article)
-    data = _article_refs(request.user, payload.dict(exclude_unset=True))
-    services.knowledge_article_update(actor=request.user, article=article, **data)
-    return selectors.knowledge_article_get(user=request.user, pk=id)
-
-
-@router.delete("/kb-articles/{int:id}", response={204: None}, tags=["knowledge base"])
-def delete_article(request: HttpRequest, id: int):
-    article = selectors.knowledge_article_get(user=request.user, pk=id)
-    require(request.user, "delete", article)
-    services.knowledge_article_delete(actor=request.user, article=article)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/kb-articles",
+    module=__name__,
+    name="article",
+    plural="articles",
+    tag="knowledge base",
+    model=KnowledgeArticle,
+    out=ArticleOut,
+    filters=ArticleFilters,
+    create_in=ArticleIn,
+    patch_in=ArticlePatch,
+    list=selectors.knowledge_article_list,
+    get=selectors.knowledge_article_get,
+    create=services.knowledge_article_create,
+    update=services.knowledge_article_update,
+    delete=services.knowledge_article_delete,
+    refs=_article_refs,
+    refetch=True,
+)
 
 
 # Recurring tickets ----------------------------------------------------------------------------
@@ -595,46 +567,37 @@ class RecurringFilters(Schema):
     customer_id: int | None = None
 
 
+_RECURRING_REFS = {
+    "team_id": ("team", Team),
+    "assignee_id": ("assignee", User),
+    "customer_id": ("customer", Customer),
+}
+
+
 def _recurring_refs(user, data: dict) -> dict:
-    return resolve_refs(user, data, {"team_id": ("team", Team), "assignee_id": ("assignee", User)})
+    return resolve_refs(user, data, _RECURRING_REFS)
 
 
-@router.get("/recurring-tickets", response=list[RecurringOut], tags=["tickets"])
-@paginate(Cursor)
-def list_recurring(request: HttpRequest, filters: Query[RecurringFilters]):
-    require(request.user, "view", RecurringTicket)
-    return selectors.recurring_ticket_list(user=request.user, **filters.dict())
-
-
-@router.get("/recurring-tickets/{int:id}", response=RecurringOut, tags=["tickets"])
-def get_recurring(request: HttpRequest, id: int):
-    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
-    require(request.user, "view", recurring)
-    return recurring
-
-
-@router.post("/recurring-tickets", response={201: RecurringOut}, tags=["tickets"])
-def create_recurring(request: HttpRequest, payload: RecurringIn):
-    require(request.user, "add", RecurringTicket)
-    data = _recurring_refs(request.user, payload.dict())
-    data["customer"] = resolve_one(request.user, Customer, data.pop("customer_id"), "customer_id")
-    return Status(201, services.recurring_ticket_create(actor=request.user, **data))
-
-
-@router.patch("/recurring-tickets/{int:id}", response=RecurringOut, tags=["tickets"])
-def update_recurring(request: HttpRequest, id: int, payload: RecurringPatch):
-    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
-    require(request.user, "change", recurring)
-    data = _recurring_refs(request.user, payload.dict(exclude_unset=True))
-    return services.recurring_ticket_update(actor=request.user, recurring=recurring, **data)
-
-
-@router.delete("/recurring-tickets/{int:id}", response={204: None}, tags=["tickets"])
-def delete_recurring(request: HttpRequest, id: int):
-    recurring = selectors.recurring_ticket_get(user=request.user, pk=id)
-    require(request.user, "delete", recurring)
-    services.recurring_ticket_delete(actor=request.user, recurring=recurring)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/recurring-tickets",
+    module=__name__,
+    name="recurring",
+    plural="recurring",
+    tag="tickets",
+    model=RecurringTicket,
+    out=RecurringOut,
+    filters=RecurringFilters,
+    create_in=RecurringIn,
+    patch_in=RecurringPatch,
+    list=selectors.recurring_ticket_list,
+    get=selectors.recurring_ticket_get,
+    create=services.recurring_ticket_create,
+    update=services.recurring_ticket_update,
+    delete=services.recurring_ticket_delete,
+    refs=_recurring_refs,
+    require_view=("list", "get"),
+)
 
 
 class MergeIn(InputSchema):
@@ -722,47 +685,33 @@ class CannedReplyFilters(Schema):
     team_id: int | None = None
 
 
-def _canned_refs(user, data: dict) -> dict:
-    if "team_id" in data:
-        data["team"] = resolve_one(user, Team, data.pop("team_id"), "team_id")
-    return data
+def _team_ref(user, data: dict) -> dict:
+    """Canned replies and mailboxes belong to a team."""
+    return resolve_refs(user, data, {"team_id": ("team", Team)})
 
 
-@router.get("/canned-replies", response=list[CannedReplyOut], tags=["canned replies"])
-@paginate(Cursor)
-def list_canned_replies(request: HttpRequest, filters: Query[CannedReplyFilters]):
-    require(request.user, "view", CannedReply)
-    return selectors.canned_reply_list(user=request.user, **filters.dict())
-
-
-@router.get("/canned-replies/{int:id}", response=CannedReplyOut, tags=["canned replies"])
-def get_canned_reply(request: HttpRequest, id: int):
-    return selectors.canned_reply_get(user=request.user, pk=id)
-
-
-@router.post("/canned-replies", response={201: CannedReplyOut}, tags=["canned replies"])
-def create_canned_reply(request: HttpRequest, payload: CannedReplyIn):
-    require(request.user, "add", CannedReply)
-    data = _canned_refs(request.user, payload.dict())
-    reply = services.canned_reply_create(actor=request.user, **data)
-    return Status(201, selectors.canned_reply_get(user=request.user, pk=reply.pk))
-
-
-@router.patch("/canned-replies/{int:id}", response=CannedReplyOut, tags=["canned replies"])
-def update_canned_reply(request: HttpRequest, id: int, payload: CannedReplyPatch):
-    reply = selectors.canned_reply_get(user=request.user, pk=id)
-    require(request.user, "change", reply)
-    data = _canned_refs(request.user, payload.dict(exclude_unset=True))
-    services.canned_reply_update(actor=request.user, reply=reply, **data)
-    return selectors.canned_reply_get(user=request.user, pk=id)
-
-
-@router.delete("/canned-replies/{int:id}", response={204: None}, tags=["canned replies"])
-def delete_canned_reply(request: HttpRequest, id: int):
-    reply = selectors.canned_reply_get(user=request.user, pk=id)
-    require(request.user, "delete", reply)
-    services.canned_reply_delete(actor=request.user, reply=reply)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/canned-replies",
+    module=__name__,
+    name="canned_reply",
+    plural="canned_replies",
+    tag="canned replies",
+    model=CannedReply,
+    out=CannedReplyOut,
+    filters=CannedReplyFilters,
+    create_in=CannedReplyIn,
+    patch_in=CannedReplyPatch,
+    list=selectors.canned_reply_list,
+    get=selectors.canned_reply_get,
+    create=services.canned_reply_create,
+    update=services.canned_reply_update,
+    delete=services.canned_reply_delete,
+    refs=_team_ref,
+    obj_kwarg="reply",
+    require_view=("list",),
+    refetch=True,
+)
 
 
 # Email to ticket ------------------------------------------------------------------------------
@@ -836,45 +785,26 @@ class MailboxFilters(Schema):
     q: str | None = None
 
 
-def _mailbox_refs(user, data: dict) -> dict:
-    if "team_id" in data:
-        data["team"] = resolve_one(user, Team, data.pop("team_id"), "team_id")
-    return data
-
-
-@router.get("/mailboxes", response=list[MailboxOut], tags=["email"])
-@paginate(Cursor)
-def list_mailboxes(request: HttpRequest, filters: Query[MailboxFilters]):
-    require(request.user, "view", Mailbox)
-    return selectors.mailbox_list(user=request.user, **filters.dict())
-
-
-@router.get("/mailboxes/{int:id}", response=MailboxOut, tags=["email"])
-def get_mailbox(request: HttpRequest, id: int):
-    return selectors.mailbox_get(user=request.user, pk=id)
-
-
-@router.post("/mailboxes", response={201: MailboxOut}, tags=["email"])
-def create_mailbox(request: HttpRequest, payload: MailboxIn):
-    require(request.user, "add", Mailbox)
-    data = _mailbox_refs(request.user, payload.dict())
-    return Status(201, services.mailbox_create(actor=request.user, **data))
-
-
-@router.patch("/mailboxes/{int:id}", response=MailboxOut, tags=["email"])
-def update_mailbox(request: HttpRequest, id: int, payload: MailboxPatch):
-    mailbox = selectors.mailbox_get(user=request.user, pk=id)
-    require(request.user, "change", mailbox)
-    data = _mailbox_refs(request.user, payload.dict(exclude_unset=True))
-    return services.mailbox_update(actor=request.user, mailbox=mailbox, **data)
-
-
-@router.delete("/mailboxes/{int:id}", response={204: None}, tags=["email"])
-def delete_mailbox(request: HttpRequest, id: int):
-    mailbox = selectors.mailbox_get(user=request.user, pk=id)
-    require(request.user, "delete", mailbox)
-    services.mailbox_delete(actor=request.user, mailbox=mailbox)
-    return Status(204, None)
+crud_endpoints(
+    router,
+    "/mailboxes",
+    module=__name__,
+    name="mailbox",
+    plural="mailboxes",
+    tag="email",
+    model=Mailbox,
+    out=MailboxOut,
+    filters=MailboxFilters,
+    create_in=MailboxIn,
+    patch_in=MailboxPatch,
+    list=selectors.mailbox_list,
+    get=selectors.mailbox_get,
+    create=services.mailbox_create,
+    update=services.mailbox_update,
+    delete=services.mailbox_delete,
+    refs=_team_ref,
+    require_view=("list",),
+)
 
 
 class InboundMessageOut(Schema):
@@ -905,16 +835,20 @@ class InboundLinkIn(InputSchema):
     create_contact: bool = Field(True, description="Add the sender as the customer's contact")
 
 
-@router.get("/inbound-messages", response=list[InboundMessageOut], tags=["email"])
-@paginate(Cursor)
-def list_inbound_messages(request: HttpRequest, filters: Query[InboundMessageFilters]):
-    require(request.user, "view", InboundMessage)
-    return selectors.inbound_message_list(user=request.user, **filters.dict())
-
-
-@router.get("/inbound-messages/{int:id}", response=InboundMessageOut, tags=["email"])
-def get_inbound_message(request: HttpRequest, id: int):
-    return selectors.inbound_message_get(user=request.user, pk=id)
+crud_endpoints(
+    router,
+    "/inbound-messages",
+    module=__name__,
+    name="inbound_message",
+    plural="inbound_messages",
+    tag="email",
+    model=InboundMessage,
+    out=InboundMessageOut,
+    filters=InboundMessageFilters,
+    list=selectors.inbound_message_list,
+    get=selectors.inbound_message_get,
+    require_view=("list",),
+)
 
 
 @router.post("/inbound-messages/{int:id}/link", response=InboundMessageOut, tags=["email"])
