@@ -205,6 +205,15 @@ def test_query_picks_resolution_and_caps_points():
         series_query(source_id=4, name="cpu.percent", start=now - 1, end=now, step=0)
 
 
+@pytest.fixture
+def series_cache():
+    """The writers' series cache, filled by the commits a test runs, emptied afterwards (the
+    test's transaction is rolled back, so its ids name nothing in the next test)."""
+    services._series_cache.clear()
+    yield services._series_cache
+    services._series_cache.clear()
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -225,16 +234,109 @@ def test_query_picks_resolution_and_caps_points():
         ((1, "cpu.percent", {f"k{i}": "v" for i in range(17)}, 1764446400.0, 1.0), "at most"),
         ((1, "cpu.percent", ["mount"], 1764446400.0, 1.0), "expected"),
         ((1, "cpu.percent", {}, 1764446400.0), "expected"),
+        # Equal as a dict key to the cached series (1, "cpu.percent", {}), yet not valid.
+        ((True, "cpu.percent", {}, 1764446400.0, 1.0), "source"),
+        ((1.0, "cpu.percent", {}, 1764446400.0, 1.0), "source"),
+        ((1, "cpu.percent", None, 1764446400.0, 1.0), "mapping"),
+        ((1, "cpu.percent", {}, 1764446400.0, 10**400), "finite"),
     ],
 )
-def test_bad_input_is_rejected_and_nothing_is_stored(bad, message):
+@pytest.mark.parametrize("cached", [False, True], ids=["new series", "cached series"])
+def test_bad_input_is_rejected_and_nothing_is_stored(
+    bad, message, cached, series_cache, django_capture_on_commit_callbacks
+):
     good = (1, "cpu.percent", {}, 1764446340.0, 5.0)
+    if cached:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.samples_write(samples=[good])
+        assert series_cache
     with translation.override("en"), pytest.raises(ValidationError) as raised:
         services.samples_write(samples=[good, bad])
     text = raised.value.messages[0]
     assert text.startswith("Sample 1:") and message in text
-    assert Series.objects.count() == 0
-    assert _buffered() == 0
+    assert Series.objects.count() == _buffered() == (1 if cached else 0)
+
+
+def _stored_series_ids() -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT series_id FROM metrics_buffer0 UNION SELECT series_id FROM metrics_buffer1"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("kept", ["a run of ids", "scattered ids"])
+def test_a_stale_series_cache_never_points_a_sample_at_nothing(
+    kept, series_cache, django_capture_on_commit_callbacks
+):
+    base = _recent_hour()
+    names = [f"disk.used_percent.{i}" for i in range(12)]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.samples_write(samples=[(5, name, {}, base, 1.0) for name in names])
+    assert len(series_cache) == 12
+    # A batch of consecutive ids, or of every other one (checked one by one on PostgreSQL).
+    batch = names if kept == "a run of ids" else names[::2]
+    # A restore from before these series (or a flush) took some of them away, not all.
+    lost = Series.objects.filter(name=batch[3])
+    lost_id = lost.get().pk
+    lost.delete()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM metrics_buffer0")
+        cursor.execute("DELETE FROM metrics_buffer1")
+
+    samples = [(5, name, {}, base + 60, 2.0) for name in batch]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.samples_write(samples=samples) == len(batch)
+    assert _stored_series_ids() <= set(Series.objects.values_list("pk", flat=True))
+    assert lost_id not in series_cache.values()
+    assert Series.objects.filter(name__in=batch).count() == len(batch)
+    (points,) = series_query(source_id=5, name=batch[3], start=base, end=base + HOUR)
+    assert [(p.ts, p.avg) for p in points.points] == [(base + 60, 2.0)]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        [1],
+        list(range(1, 13)),
+        [*range(1, 5), *range(6, 21)],
+        [1, 3, 5, 7, 9, 11],
+        [1, 3, 7, 9, 11, 13],
+    ],
+    ids=["none", "one", "a run over it", "runs around it", "scattered over it", "scattered"],
+)
+def test_the_active_buffer_tells_whether_every_id_still_names_a_series(ids):
+    created = Series.objects.bulk_create(
+        Series(source_id=9, name=f"m{i}", key=f"{i:032x}") for i in range(1, 31)
+    )
+    first = created[0].pk
+    Series.objects.filter(pk=first + 4).delete()  # the fifth one is gone
+    real = [first - 1 + i for i in ids]
+    complete = 5 not in ids
+    assert storage.active_buffer(series_ids=real) == ("metrics_buffer0", complete)
+    # In another order and with repeats: the same answer.
+    assert storage.active_buffer(series_ids=real[::-1] + real)[1] is complete
+    assert storage.active_buffer(series_ids=[*real, first + 99])[1] is False
+
+
+def test_a_new_series_and_a_cached_one_keep_the_first_value_of_a_batch(
+    series_cache, django_capture_on_commit_callbacks
+):
+    base = _recent_hour()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.samples_write(samples=[(6, "load.1", {}, base, 0.5)])
+    batch = [
+        (6, "load.1", {}, base + 60, 1.0),
+        (6, "load.5", {}, base + 60, 2.0),
+        (6, "load.1", {}, base + 60, 9.0),
+        (6, "load.5", {}, base + 60, 8.0),
+        (6, "load.5", {}, base + 120, 3),  # an int is stored as a float
+    ]
+    assert services.samples_write(samples=batch) == 3
+    window = {"source_id": 6, "start": base, "end": base + HOUR}
+    assert _values(name="load.1", **window) == [(base, 0.5), (base + 60, 1.0)]
+    assert _values(name="load.5", **window) == [(base + 60, 2.0), (base + 120, 3.0)]
 
 
 def test_latest_values_take_a_constant_number_of_queries():

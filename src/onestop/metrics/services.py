@@ -40,6 +40,10 @@ MIN_TS = 946_684_800
 MAX_TS = 4_102_444_800
 
 Sample = tuple[int, str, Mapping[str, str], float, float]
+# A batch's rows, (series, ts in ms) -> value; the series is its id, or its identity
+# (source_id, name, sorted labels) until it is created.
+Rows = dict[tuple[int | tuple, int], float]
+_NUMBER = (float, int)
 
 # (source_id, name, sorted label items) -> series id, filled only after the series committed.
 _series_cache: dict[tuple, int] = {}
@@ -106,56 +110,81 @@ def samples_write(*, samples: Sequence[Sample]) -> int:
     durable when the enclosing transaction commits, which is on return unless the caller holds
     one of its own.
     """
-    entries: list[tuple[tuple, int | None, int, float]] = []
-    new: dict[tuple, tuple[int, str, Mapping[str, str]]] = {}
-    cached: set[int] = set()
-    for index, sample in enumerate(samples):
-        try:
-            source_id, name, labels, ts, value = sample
-            ident = (source_id, name, tuple(sorted(labels.items())) if labels else ())
-            sid = _series_cache.get(ident)
-        except (TypeError, ValueError, AttributeError):
-            raise _invalid(index, _("expected (source_id, name, labels, time, value)")) from None
-        if type(ts) not in (float, int) or not MIN_TS <= ts <= MAX_TS:
-            raise _invalid(index, _("the time must be unix seconds between 2000 and 2100"))
-        if type(value) not in (float, int) or not math.isfinite(value):
-            raise _invalid(index, _("the value must be a finite number"))
-        if sid is None:
-            problem = _series_problem(source_id, name, labels)
-            if problem:
-                raise _invalid(index, problem)
-            new[ident] = (source_id, name, labels)
-        else:
-            cached.add(sid)
-        entries.append((ident, sid, round(ts * 1000), value))
-    if not entries:
+    rows, new = _samples_parse(samples, _series_cache)
+    if not rows:
         return 0
     # The batch is valid: what follows can fail only in the database. No savepoint of its own,
     # so inside a caller's transaction (an agent's report) two round trips per batch are saved;
     # such a failure breaks the caller's transaction, which PostgreSQL does anyway.
     with transaction.atomic(savepoint=False):
-        return _entries_store(entries, new, cached)
-
-
-def _entries_store(
-    entries: list[tuple[tuple, int | None, int, float]],
-    new: dict[tuple, tuple[int, str, Mapping[str, str]]],
-    cached: set[int],
-) -> int:
-    """Writes a validated batch into the active buffer, creating its new series."""
-    buffer, cached_valid = storage.active_buffer(series_ids=cached)
-    if not cached_valid:
-        _series_cache.clear()
-        entries = [(ident, None, ts, value) for ident, _sid, ts, value in entries]
-        new.update({ident: (ident[0], ident[1], dict(ident[2])) for ident, *_rest in entries})
-    resolved = _series_resolve(new) if new else {}
-    if resolved:
-        transaction.on_commit(lambda: _series_cache_add(resolved))
-    rows: dict[tuple[int, int], float] = {}
-    for ident, sid, ts_ms, value in entries:
-        rows.setdefault((sid or resolved[ident], ts_ms), float(value))
-    _buffer_insert(buffer, rows)
+        # The ids the cache gave: the new series are still keyed by their identity.
+        cached = {series for series, _ts in rows}.difference(new)
+        buffer, cached_valid = storage.active_buffer(series_ids=cached)
+        if not cached_valid:
+            # A restore or a flush took series away under this process: every series of the
+            # batch is looked up again, in this transaction.
+            _series_cache.clear()
+            rows, new = _samples_parse(samples, {})
+        if new:
+            resolved = _series_resolve(new)
+            transaction.on_commit(lambda: _series_cache_add(resolved))
+            rows = _rows_resolve(rows, resolved)
+        _buffer_insert(buffer, rows)
     return len(rows)
+
+
+def _samples_parse(
+    samples: Sequence[Sample], cache: Mapping[tuple, int]
+) -> tuple[Rows, dict[tuple, tuple[int, str, Mapping[str, str]]]]:
+    """Validates a batch: its rows (the first value of a (series, time) kept) and the series
+    missing from `cache`, by identity."""
+    rows: Rows = {}
+    new: dict[tuple, tuple[int, str, Mapping[str, str]]] = {}
+    # Bound once: this loop runs for every sample stored.
+    lookup, keep, isfinite = cache.get, rows.setdefault, math.isfinite
+    for index, sample in enumerate(samples):
+        try:
+            source_id, name, labels, ts, value = sample
+            ident = (source_id, name, tuple(sorted(labels.items())) if labels else ())
+            sid = lookup(ident)
+        except (TypeError, ValueError, AttributeError):
+            raise _invalid(index, _("expected (source_id, name, labels, time, value)")) from None
+        if type(ts) not in _NUMBER or not MIN_TS <= ts <= MAX_TS:
+            raise _invalid(index, _("the time must be unix seconds between 2000 and 2100"))
+        if type(value) is not float:
+            value = _value_float(index, value)
+        if not isfinite(value):
+            raise _invalid(index, _("the value must be a finite number"))
+        # A cached identity proves the series valid, unless this sample only hashes like it
+        # (True like 1, None like {}): that one is checked in full.
+        if sid is None or type(source_id) is not int or not (labels or type(labels) is dict):
+            problem = _series_problem(source_id, name, labels)
+            if problem:
+                raise _invalid(index, problem)
+            if sid is None:
+                new[ident] = (source_id, name, labels)
+                sid = ident
+        keep((sid, round(ts * 1000)), value)
+    return rows, new
+
+
+def _value_float(index: int, value: object) -> float:
+    """An int value as a float; anything else (a bool, a string) or an int beyond the float
+    range is refused."""
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    raise _invalid(index, _("the value must be a finite number"))
+
+
+def _rows_resolve(rows: Rows, resolved: dict[tuple, int]) -> dict[tuple[int, int], float]:
+    """The rows with every series by id, in the batch's order, so the first value still wins."""
+    out: dict[tuple[int, int], float] = {}
+    for (series, ts_ms), value in rows.items():
+        out.setdefault((resolved[series] if type(series) is tuple else series, ts_ms), value)
+    return out
 
 
 def _series_cache_add(resolved: dict[tuple, int]) -> None:
@@ -165,11 +194,15 @@ def _series_cache_add(resolved: dict[tuple, int]) -> None:
     _series_cache.update(resolved)
 
 
-def _buffer_insert(table: str, rows: dict[tuple[int, int], float]) -> None:
+def _buffer_insert(table: str, rows: Rows) -> None:
     with connection.cursor() as cursor:
         if storage.is_postgres():
-            # repr() of a float is its shortest exact form, and PostgreSQL reads it back exactly.
-            text = "".join(f"{sid}\t{ts}\t{value!r}\n" for (sid, ts), value in rows.items())
+            # COPY's text lines from orjson's [[sid,ts,value],...], twice as fast as formatting
+            # each row in Python: only numbers, so the commas and brackets are the separators.
+            # orjson writes a float in its shortest exact form, which PostgreSQL reads back
+            # exactly.
+            data = orjson.dumps([(sid, ts, value) for (sid, ts), value in rows.items()])
+            text = data[2:-2].replace(b"],[", b"\n").replace(b",", b"\t") + b"\n"
             with cursor.copy(f"COPY {table} (series_id, ts, value) FROM STDIN") as copy:
                 copy.write(text)
         else:
