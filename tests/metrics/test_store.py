@@ -134,6 +134,50 @@ def test_rollups_of_a_closed_day_are_right_and_idempotent():
     assert series.points[1] == (day + 300, 5.0, 7.0, 9.0, 5)
 
 
+def _rollups(day: int) -> dict[int, dict[int, tuple]]:
+    return {
+        row.resolution: {bucket[0]: bucket[1:] for bucket in codec.rollup_unpack(bytes(row.data))}
+        for row in Rollup.objects.filter(day=day)
+    }
+
+
+def test_samples_of_a_day_already_rolled_up_are_added_to_its_rollups_once():
+    now = time.time()
+    day = int(now // DAY * DAY) - 3 * DAY
+    # The day's first half, rolled up; then the agent's buffered second half arrives, with a
+    # replay of a sample already stored (which must not count twice).
+    first_half = _day_of_data(day)[:720]
+    services.samples_write(samples=first_half)
+    services.store_maintain(now=now)
+    assert storage.state_row().rolled_until > day
+    assert set(_rollups(day)[3600]) == set(range(12))
+    services.samples_write(samples=[*_day_of_data(day)[720:], first_half[-1]])
+    services.buffers_compact(now=now)
+
+    late = _rollups(day)
+    assert len(late[300]) == 288 and len(late[3600]) == 24
+    assert late[300][1] == (5, 5.0, 7.0, 9.0)
+    assert late[3600][11] == late[3600][12] == (60, 0.0, 4.5, 9.0)
+    # The same as rolling the whole day up from its chunks.
+    state = storage.state_row()
+    state.rolled_until = 0
+    state.save()
+    services.rollups_compute(now=now)
+    assert _rollups(day) == late
+
+
+def test_late_samples_are_merged_into_rollups_whose_raw_chunks_are_gone():
+    now = time.time()
+    day = int(now // DAY * DAY) - 10 * DAY
+    services.samples_write(samples=_day_of_data(day)[:60])  # the first hour: values 0..9
+    services.store_maintain(now=now)
+    assert not Chunk.objects.filter(hour__lt=day + DAY).exists()  # past the raw retention
+    services.samples_write(samples=[(3, "net.rx_bps", {"nic": "eth0"}, day + 30, 20.0)])
+    services.buffers_compact(now=now)
+    assert _rollups(day)[3600][0] == (61, 0.0, pytest.approx((270 + 20) / 61), 20.0)
+    assert _rollups(day)[300][0] == (6, 0.0, pytest.approx(30 / 6), 20.0)
+
+
 def test_query_falls_back_to_raw_for_days_not_rolled_up_yet():
     now = time.time()
     day = int(now // DAY * DAY) - 2 * DAY

@@ -243,7 +243,7 @@ def buffers_compact(*, now: float | None = None) -> int:
     moved = 0
     for low, high in _batches(_column(f"SELECT DISTINCT series_id FROM {frozen} ORDER BY 1")):
         with transaction.atomic():
-            moved += _chunks_merge(frozen, low, high)
+            moved += _chunks_merge(frozen, low, high, rolled_until=state.rolled_until)
     with transaction.atomic():
         state = storage.state_row(for_update=True)
         with connection.cursor() as cursor:
@@ -257,7 +257,9 @@ def buffers_compact(*, now: float | None = None) -> int:
     return moved
 
 
-def _chunks_merge(table: str, low: int, high: int) -> int:
+def _chunks_merge(table: str, low: int, high: int, *, rolled_until: int) -> int:
+    """Merges a series range of the frozen buffer into the chunks; samples of days already
+    rolled up (an agent that was offline for days) are added to those days' rollups too."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT series_id, ts, value FROM {table} WHERE series_id >= %s AND series_id <= %s",
@@ -273,11 +275,20 @@ def _chunks_merge(table: str, low: int, high: int) -> int:
             f"WHERE series_id >= %s AND series_id <= %s AND {condition}",
             [low, high, *params],
         )
+        stored: dict[tuple[int, int], dict[int, float]] = {}
         for sid, hour, count, data in cursor.fetchall():
-            points = incoming.get((sid, hour))
-            if points is not None:
-                # What was stored first stays: a replayed sample changes nothing.
-                points.update(codec.chunk_unpack(hour, count, bytes(data)))
+            if (sid, hour) in incoming:
+                stored[(sid, hour)] = dict(codec.chunk_unpack(hour, count, bytes(data)))
+        late: dict[tuple[int, int], list[tuple[int, float]]] = {}
+        for (sid, hour), points in incoming.items():
+            before = stored.get((sid, hour), {})
+            if hour < rolled_until:
+                day = hour - hour % DAY
+                late.setdefault((sid, day), []).extend(
+                    (ts, value) for ts, value in points.items() if ts not in before
+                )
+            # What was stored first stays: a replayed sample changes nothing.
+            points.update(before)
         cursor.executemany(
             "INSERT INTO metrics_chunk (series_id, hour, count, data) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (series_id, hour) DO UPDATE SET count = excluded.count, "
@@ -287,14 +298,57 @@ def _chunks_merge(table: str, low: int, high: int) -> int:
                 for (sid, hour), points in incoming.items()
             ],
         )
+    if any(late.values()):
+        _rollups_add(low, high, {key: points for key, points in late.items() if points})
     return len(rows)
 
 
-def _day_rollups(points: list[tuple[int, float]], day: int) -> dict[int, bytes]:
-    packed = {}
+def _rollups_add(low: int, high: int, late: dict[tuple[int, int], list[tuple[int, float]]]) -> None:
+    """Adds samples to the rollups of their (series, day), merged bucket by bucket with what is
+    there: the day's raw chunks may be gone already, so the rollups are not computed again."""
+    condition, params = storage.ids_condition("day", {day for _sid, day in late})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT series_id, resolution, day, data FROM metrics_rollup "
+            f"WHERE series_id >= %s AND series_id <= %s AND {condition}",
+            [low, high, *params],
+        )
+        existing = {(sid, resolution, day): bytes(data) for sid, resolution, day, data in cursor}
+        rows = []
+        for (sid, day), points in late.items():
+            for resolution, buckets in _day_buckets(points, day).items():
+                data = existing.get((sid, resolution, day))
+                if data is not None:
+                    for index, count, low_value, avg, high_value in codec.rollup_unpack(data):
+                        _bucket_add(buckets, index, count, low_value, avg * count, high_value)
+                rows.append((sid, resolution, day, _buckets_pack(buckets)))
+        cursor.executemany(
+            "INSERT INTO metrics_rollup (series_id, resolution, day, data) "
+            "VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (series_id, resolution, day) DO UPDATE SET data = excluded.data",
+            rows,
+        )
+
+
+def _bucket_add(
+    buckets: dict[int, list[float]], index: int, count: int, low: float, total: float, high: float
+) -> None:
+    bucket = buckets.get(index)
+    if bucket is None:
+        buckets[index] = [count, low, total, high]
+    else:
+        bucket[0] += count
+        bucket[1] = min(bucket[1], low)
+        bucket[2] += total
+        bucket[3] = max(bucket[3], high)
+
+
+def _day_buckets(points: list[tuple[int, float]], day: int) -> dict[int, dict[int, list[float]]]:
+    """Per resolution, bucket index -> [count, min, total, max] of (ts_ms, value) points."""
+    by_resolution = {}
     for resolution in (300, 3600):
         buckets: dict[int, list[float]] = {}
-        for ts, value in points:
+        for ts, value in points:  # inline, not _bucket_add: a day of every series goes here
             index = (ts // 1000 - day) // resolution
             bucket = buckets.get(index)
             if bucket is None:
@@ -304,10 +358,21 @@ def _day_rollups(points: list[tuple[int, float]], day: int) -> dict[int, bytes]:
                 bucket[1] = min(bucket[1], value)
                 bucket[2] += value
                 bucket[3] = max(bucket[3], value)
-        packed[resolution] = codec.rollup_pack(
-            [(i, n, low, total / n, high) for i, (n, low, total, high) in sorted(buckets.items())]
-        )
-    return packed
+        by_resolution[resolution] = buckets
+    return by_resolution
+
+
+def _buckets_pack(buckets: dict[int, list[float]]) -> bytes:
+    return codec.rollup_pack(
+        [(i, n, low, total / n, high) for i, (n, low, total, high) in sorted(buckets.items())]
+    )
+
+
+def _day_rollups(points: list[tuple[int, float]], day: int) -> dict[int, bytes]:
+    return {
+        resolution: _buckets_pack(buckets)
+        for resolution, buckets in _day_buckets(points, day).items()
+    }
 
 
 def rollups_compute(*, now: float | None = None) -> int:
