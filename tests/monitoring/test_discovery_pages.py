@@ -18,6 +18,7 @@ from onestop.assets import services as asset_services
 from onestop.core.models import AuditEvent
 from onestop.monitoring import services
 from onestop.monitoring.models import DiscoveryJob
+from onestop.monitoring.probes.base import note, verbatim
 from tests.apitest import api_client, call
 from tests.conftest import client_for
 
@@ -404,7 +405,8 @@ def test_the_job_page_follows_a_running_job_until_it_is_done(world):
         row("10.1.20.4", None, action="error", error="The register refused it."),
     ]
     gone.delete()
-    finish(running, rows, message="3 of 254 addresses answered: 1 devices added, 1 updated.")
+    summary = "3 of 254 addresses answered: 1 devices added, 1 updated."
+    finish(running, rows, note=verbatim(summary).as_data())
     html = client.get(path, HTTP_HX_REQUEST="true").content.decode()
     assert "hx-trigger" not in html and "Done" in html
     assert "3 of 254 addresses answered" in html
@@ -419,11 +421,16 @@ def test_a_failed_job_says_why_and_is_not_followed(world):
     failed = finish(
         job(world),
         status=DiscoveryJob.Status.FAILED,
-        message="These SNMP credentials cannot work: no community.",
+        note=note(
+            "These SNMP credentials cannot work: {why}", why=note("SNMP v2c needs a community")
+        ).as_data(),
     )
     html = english(world.admin).get(f"/monitoring/discovery/{failed.pk}/").content.decode()
     assert "hx-trigger" not in html and "Failed" in html
     assert "These SNMP credentials cannot work" in html
+    # Stored once, read in each reader's language.
+    chinese = client_for(world.admin).get(f"/monitoring/discovery/{failed.pk}/").content.decode()
+    assert "此 SNMP 凭据无法使用：SNMP v2c 需要团体名" in chinese
 
 
 def test_the_pages_are_translated(world):

@@ -682,7 +682,7 @@ class DiscoveryJob(models.Model):
     devices_updated = models.PositiveIntegerField(_("devices updated"), default=0)
     # One row per device that answered: address, name, vendor, model, device id, what was done.
     results = models.JSONField(default=list, blank=True, editable=False)
-    message = models.CharField(_("message"), max_length=500, blank=True)
+    note = models.JSONField(_("message"), default=dict, blank=True)  # a probes.base.Note
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -700,6 +700,10 @@ class DiscoveryJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network} ({self.get_status_display()})"
+
+    @property
+    def message(self) -> str:
+        return note_text(self.note)
 
 
 class SnmpTrap(models.Model):

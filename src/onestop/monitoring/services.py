@@ -1500,13 +1500,14 @@ def _discovered_device_store(job: DiscoveryJob, found: discovery.Found) -> dict[
     }
 
 
-def _discovery_finish(job: DiscoveryJob, *, status: str, message: str, **counts: Any) -> None:
+def _discovery_finish(job: DiscoveryJob, *, status: str, message: Note, **counts: Any) -> None:
     job.status = status
-    job.message = message[:500]
+    # A note, shown in each reader's language (the worker's is nobody's in particular).
+    job.note = message.as_data()
     job.finished_at = timezone.now()
     for name, value in counts.items():
         setattr(job, name, value)
-    job.save(update_fields=["status", "message", "finished_at", *counts])
+    job.save(update_fields=["status", "note", "finished_at", *counts])
 
 
 def _discovery_sweep_and_store(job: DiscoveryJob) -> None:
@@ -1517,7 +1518,7 @@ def _discovery_sweep_and_store(job: DiscoveryJob) -> None:
         _discovery_finish(
             job,
             status=DiscoveryJob.Status.FAILED,
-            message=_("These SNMP credentials cannot work: %(why)s") % {"why": problem.render(_)},
+            message=note("These SNMP credentials cannot work: {why}", why=problem),
             hosts_total=len(addresses),
         )
         return
@@ -1553,12 +1554,23 @@ def _discovery_sweep_and_store(job: DiscoveryJob) -> None:
     created = sum(row["action"] == "created" for row in results)
     updated = sum(row["action"] == "updated" for row in results)
     failed = sum(row["action"] == "error" for row in results)
-    message = _(
-        "%(answered)s of %(total)s addresses answered: %(created)s devices added, "
-        "%(updated)s updated."
-    ) % {"answered": len(found), "total": len(addresses), "created": created, "updated": updated}
+    counts = {
+        "answered": len(found),
+        "total": len(addresses),
+        "created": created,
+        "updated": updated,
+    }
+    message = note(
+        "{answered} of {total} addresses answered: {created} devices added, {updated} updated.",
+        **counts,
+    )
     if failed:
-        message += " " + _("%(count)s could not be stored.") % {"count": failed}
+        message = note(
+            "{answered} of {total} addresses answered: {created} devices added, {updated} "
+            "updated, {failed} could not be stored.",
+            **counts,
+            failed=failed,
+        )
     _discovery_finish(
         job,
         status=DiscoveryJob.Status.DONE,
@@ -1579,7 +1591,7 @@ def discovery_job_run(*, job_id: int) -> DiscoveryJob | None:
     The job always ends done or failed: anything unexpected is recorded on it, not raised.
     """
     claimed = DiscoveryJob.objects.filter(pk=job_id, status=DiscoveryJob.Status.QUEUED).update(
-        status=DiscoveryJob.Status.RUNNING, started_at=timezone.now(), message=""
+        status=DiscoveryJob.Status.RUNNING, started_at=timezone.now(), note={}
     )
     if not claimed:
         return None
@@ -1593,8 +1605,10 @@ def discovery_job_run(*, job_id: int) -> DiscoveryJob | None:
         _discovery_finish(
             job,
             status=DiscoveryJob.Status.FAILED,
-            message=_("The discovery stopped on an unexpected error: %(error)s")
-            % {"error": str(exc) or type(exc).__name__},
+            message=note(
+                "The discovery stopped on an unexpected error: {error}",
+                error=(str(exc) or type(exc).__name__)[:300],
+            ),
         )
     return job
 
@@ -1608,7 +1622,7 @@ def discovery_jobs_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
     ).update(
         status=DiscoveryJob.Status.FAILED,
         finished_at=now,
-        message=_("The discovery was interrupted (its worker stopped); start it again."),
+        note=note("The discovery was interrupted (its worker stopped); start it again.").as_data(),
     )
     waiting = list(
         DiscoveryJob.objects.filter(
