@@ -27,6 +27,7 @@ from onestop.notify import services as notify_services
 from onestop.notify.models import Delivery, Rule
 from onestop.servicedesk import services as ticket_services
 from onestop.servicedesk.models import Mailbox
+from tests.monitoring.results import record_result
 
 
 def api_client(user) -> Client:
@@ -739,7 +740,7 @@ def _make_problem(world, customer):
         critical=90,
     )
     value = 95 if customer == world.customer_a else 85
-    monitoring_services.check_result_record(check=check, value=value)
+    record_result(check=check, value=value)
     return check
 
 

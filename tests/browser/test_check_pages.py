@@ -13,11 +13,11 @@ import pytest
 from django.utils import timezone
 
 from onestop.assets import services as asset_services
-from onestop.monitoring import services
 from onestop.monitoring.models import Check
 from onestop.monitoring.probes.base import verbatim
 from tests import factories
 from tests.browser.test_flow import DEVICES
+from tests.monitoring.results import record_result
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
 # itself (factories) are still plain synchronous code.
@@ -79,7 +79,7 @@ def test_add_a_check_and_see_it_on_the_device_and_problems_pages(
 
     # The agent reports a busy CPU: the check goes critical and is listed as a problem.
     check = Check.objects.get(device=server)
-    services.check_result_record(
+    record_result(
         check=check, value=97.5, message=verbatim("cpu.percent = 97.5"), at=timezone.now()
     )
     page.reload()

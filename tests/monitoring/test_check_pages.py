@@ -27,6 +27,7 @@ from onestop.monitoring.models import (
     SnmpCredential,
 )
 from tests.conftest import client_for
+from tests.monitoring.results import record_result
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +89,7 @@ def window(world, customer=None, **fields):
 
 
 def fail(check, value=95.0, at=None):
-    return services.check_result_record(check=check, value=value, at=at or timezone.now())
+    return record_result(check=check, value=value, at=at or timezone.now())
 
 
 CHECK_FORM = {

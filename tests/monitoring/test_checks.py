@@ -27,6 +27,7 @@ from onestop.monitoring.models import (
     MaintenanceWindow,
 )
 from onestop.monitoring.probes.base import verbatim
+from tests.monitoring.results import record_result
 
 pytestmark = pytest.mark.django_db
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -68,7 +69,7 @@ def feed(check, values, start=T0, step=60, **kwargs):
     changes = []
     for i, value in enumerate(values):
         at = start + dt.timedelta(seconds=step * i)
-        change = services.check_result_record(check=check, value=value, at=at, **kwargs)
+        change = record_result(check=check, value=value, at=at, **kwargs)
         if change is not None:
             changes.append(change)
     return changes
@@ -287,7 +288,7 @@ def test_probe_results_and_missing_data(world):
     statuses = ["ok", "unreachable", "unreachable", "unknown", "unknown", "ok"]
     changes = []
     for i, status in enumerate(statuses):
-        change = services.check_result_record(
+        change = record_result(
             check=ping,
             value=1.5 if status == "ok" else None,
             status=status,
@@ -306,7 +307,7 @@ def test_probe_results_and_missing_data(world):
     assert ping.state == "unknown"  # the object passed in is kept up to date
 
     with pytest.raises(ValidationError) as caught:
-        services.check_result_record(check=ping, value=None, status="sideways")
+        record_result(check=ping, value=None, status="sideways")
     assert "status" in caught.value.message_dict
 
 
@@ -316,16 +317,12 @@ def test_disabled_and_out_of_order_results_change_nothing(world):
     check.refresh_from_db()
     assert check.state == "critical"
     # An older result (a buffered report arriving late) is ignored.
-    assert (
-        services.check_result_record(check=check, value=10, at=T0 - dt.timedelta(hours=1)) is None
-    )
+    assert record_result(check=check, value=10, at=T0 - dt.timedelta(hours=1)) is None
     check.refresh_from_db()
     assert (check.state, check.last_value, check.last_checked_at) == ("critical", 95, T0)
 
     services.check_update(actor=None, check=check, enabled=False)
-    assert (
-        services.check_result_record(check=check, value=10, at=T0 + dt.timedelta(hours=1)) is None
-    )
+    assert record_result(check=check, value=10, at=T0 + dt.timedelta(hours=1)) is None
     check.refresh_from_db()
     assert check.state == "critical"
     assert CheckStateChange.objects.count() == 1
@@ -501,8 +498,8 @@ def test_recurring_window_every_sunday_2_to_4_in_shanghai(world):
     check = cpu_check(server)
     sunday_3am = dt.datetime(2025, 3, 9, 3, 0, tzinfo=SHANGHAI)
     monday_3am = dt.datetime(2025, 3, 10, 3, 0, tzinfo=SHANGHAI)
-    first = services.check_result_record(check=check, value=95, at=sunday_3am)
-    second = services.check_result_record(check=check, value=10, at=monday_3am)
+    first = record_result(check=check, value=95, at=sunday_3am)
+    second = record_result(check=check, value=10, at=monday_3am)
     assert (first.in_maintenance, first.maintenance_window) == (True, window)
     assert (second.in_maintenance, second.maintenance_window) == (False, None)
 

@@ -19,6 +19,7 @@ from onestop.core.models import AuditEvent
 from onestop.monitoring import services
 from onestop.monitoring.models import Check, CheckTemplate, MaintenanceWindow
 from tests.apitest import api_client, call
+from tests.monitoring.results import record_result
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
@@ -47,7 +48,7 @@ def cpu_check(target, **fields):
 
 def feed(check, values, start=T0):
     for i, value in enumerate(values):
-        services.check_result_record(check=check, value=value, at=start + dt.timedelta(minutes=i))
+        record_result(check=check, value=value, at=start + dt.timedelta(minutes=i))
 
 
 def template(world, **fields):

@@ -860,6 +860,7 @@ def maintenance_window_delete(*, actor: User | None, window: MaintenanceWindow) 
 # Results --------------------------------------------------------------------------------------
 
 STATE_CHANGED_EVENT = "check.state_changed"
+PROBE_STATUSES = frozenset(evaluation.ProbeStatus)
 
 
 def _result_note(
@@ -897,7 +898,7 @@ def check_results_record(*, results: Sequence[CheckResult]) -> list[CheckStateCh
     change nothing. Several results for one check are taken in time order.
     """
     for result in results:
-        if result.status is not None and result.status not in set(evaluation.ProbeStatus):
+        if result.status is not None and result.status not in PROBE_STATUSES:
             raise ValidationError({"status": _("Not a probe status.")})
     if not results:
         return []
@@ -1003,22 +1004,6 @@ def _state_changed_event(change: CheckStateChange) -> DomainEvent:
             "note": change.note,
         },
     )
-
-
-def check_result_record(
-    *,
-    check: Check,
-    value: float | None,
-    status: str | None = None,
-    message: Note | None = None,
-    at: dt.datetime | None = None,
-) -> CheckStateChange | None:
-    """Feeds one result to the check's state engine (see `check_results_record`) and updates
-    `check` in place; returns the change, or None."""
-    result = CheckResult(check.pk, at or timezone.now(), value, status, message)
-    changes = check_results_record(results=[result])
-    check.refresh_from_db(fields=RESULT_FIELDS)  # raises Check.DoesNotExist when it is gone
-    return changes[0] if changes else None
 
 
 # SNMP credentials -----------------------------------------------------------------------------

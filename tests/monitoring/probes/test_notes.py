@@ -20,6 +20,7 @@ from onestop.monitoring.models import Check, CheckStateChange, note_text
 from onestop.monitoring.probes import base, tcp
 from onestop.monitoring.probes.base import Note, note, notes_joined, verbatim
 from tests.conftest import client_for
+from tests.monitoring.results import record_result
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBES = ROOT / "src/onestop/monitoring/probes"
@@ -127,9 +128,7 @@ def test_a_real_probe_message_is_stored_once_and_read_in_each_users_language(wor
         mode=Check.Mode.AVAILABILITY,
         consecutive=1,
     )
-    change = services.check_result_record(
-        check=check, value=None, status=result.status.value, message=result.note
-    )
+    change = record_result(check=check, value=None, status=result.status.value, message=result.note)
     assert change is not None
     assert change.note == {"template": "connection refused", "params": {}}
     stored = CheckStateChange.objects.get(pk=change.pk)
