@@ -255,7 +255,6 @@ crud_endpoints(
     update=services.sla_policy_update,
     delete=services.sla_policy_delete,
     refs=_escalation_refs,
-    obj_kwarg="policy",
     refetch=True,
 )
 

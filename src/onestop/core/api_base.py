@@ -31,7 +31,7 @@ from pydantic import ConfigDict
 from onestop.core.errors import ConflictError
 from onestop.core.models import User
 from onestop.core.permissions import require
-from onestop.core.services import api_token_authenticate
+from onestop.core.services import api_token_authenticate, object_keyword
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,6 @@ def crud_endpoints(
     update: Callable[..., Any] | None = None,
     delete: Callable[..., Any] | None = None,
     refs: Callable[[User, dict[str, Any]], dict[str, Any]] | None = None,
-    obj_kwarg: str | None = None,
     require_view: Collection[str] = (),
     refetch: bool = False,
     pagination: type[PaginationBase] = Cursor,
@@ -277,14 +276,15 @@ def crud_endpoints(
     - GET `path`: `list(user=, **filters)`, paginated; `filters` is the query schema, if any;
     - GET `path/{id}`: `get(user=, pk=)`, the selector that 404s outside the user's scope;
     - POST `path`: `require(user, "add", model)`, then `create(actor=, **data)`; 201;
-    - PATCH `path/{id}`: `require(user, "change", obj)`, then `update(actor=, <obj_kwarg>=obj,
+    - PATCH `path/{id}`: `require(user, "change", obj)`, then `update(actor=, <its keyword>=obj,
       **data)` with the fields sent;
-    - DELETE `path/{id}`: `require(user, "delete", obj)`, then `delete(actor=, <obj_kwarg>=obj)`;
+    - DELETE `path/{id}`: `require(user, "delete", obj)`, then `delete(actor=, <its keyword>=obj)`;
       204.
 
     `refs(user, data)` turns the payload's id fields into objects the user may see (create and
     patch). `require_view` names the reads ("list", "get") that also require "view".
-    `obj_kwarg` is the services' keyword for the object (`name` by default). With `refetch`,
+    The keyword the services take the object by is read from their signatures
+    (`core.services.object_keyword`). With `refetch`,
     create and patch answer with `get` rather than the service's object. `docs` holds the
     endpoints' docstrings ({"create": ...}), which ninja shows as their descriptions. Endpoints
     that do more are written by hand beside the declaration.
@@ -296,7 +296,6 @@ def crud_endpoints(
         raise TypeError("update, delete and refetch need the `get` selector")
     if not set(require_view) <= {"list", "get"}:
         raise ValueError(f"require_view takes 'list' and 'get', not {require_view!r}")
-    obj_kwarg = obj_kwarg or name
     item = f"{path}/{{int:id}}"
 
     def resolve(user: User, data: dict[str, Any]) -> dict[str, Any]:
@@ -352,22 +351,24 @@ def crud_endpoints(
         register("GET", item, "get", get_view, out, id=int)
 
     if update is not None:
+        update_keyword = object_keyword(update)
 
         def update_view(request: HttpRequest, id: int, payload: Schema) -> Any:
             obj = get(user=request.user, pk=id)
             require(request.user, "change", obj)
             data = resolve(request.user, payload.dict(exclude_unset=True))
-            obj = update(actor=request.user, **{obj_kwarg: obj}, **data)
+            obj = update(actor=request.user, **{update_keyword: obj}, **data)
             return get(user=request.user, pk=id) if refetch else obj
 
         register("PATCH", item, "update", update_view, out, id=int, payload=patch_in)
 
     if delete is not None:
+        delete_keyword = object_keyword(delete)
 
         def delete_view(request: HttpRequest, id: int) -> Any:
             obj = get(user=request.user, pk=id)
             require(request.user, "delete", obj)
-            delete(actor=request.user, **{obj_kwarg: obj})
+            delete(actor=request.user, **{delete_keyword: obj})
             return Status(204, None)
 
         register("DELETE", item, "delete", delete_view, {204: None}, id=int)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyotp
 from django.contrib.auth import password_validation
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -46,6 +47,23 @@ def _apply(obj: models.Model, fields: dict[str, Any], allowed: Iterable[str]) ->
         raise TypeError(f"cannot set {', '.join(sorted(unknown))} on {type(obj).__name__}")
     for name, value in fields.items():
         setattr(obj, name, value)
+
+
+def object_keyword(service: Callable[..., Any]) -> str:
+    """The keyword a service takes its object by: `site` in `site_delete(actor=, site=)` and
+    `site_update(actor=, site=, **fields)`; declared pages and endpoints call services so."""
+    names = [
+        parameter.name
+        for parameter in inspect.signature(service).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY
+        and parameter.default is parameter.empty
+        and parameter.name != "actor"
+    ]
+    if len(names) != 1:
+        raise ImproperlyConfigured(
+            f"{service.__qualname__} should take actor= and one object keyword"
+        )
+    return names[0]
 
 
 def object_delete(*, actor: User | None, obj: models.Model) -> None:

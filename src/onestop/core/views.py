@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -230,22 +229,6 @@ def customer_initial(customer: Customer | None) -> dict[str, Any]:
     return {"initial": {"customer": customer}}
 
 
-def _object_keyword(delete_service: Callable[..., Any]) -> str:
-    """The keyword a delete service takes its object by: `site` in `site_delete(actor=, site=)`."""
-    names = [
-        parameter.name
-        for parameter in inspect.signature(delete_service).parameters.values()
-        if parameter.kind is parameter.KEYWORD_ONLY
-        and parameter.default is parameter.empty
-        and parameter.name != "actor"
-    ]
-    if len(names) != 1:
-        raise ImproperlyConfigured(
-            f"{delete_service.__qualname__} should take actor= and one object keyword"
-        )
-    return names[0]
-
-
 @dataclass(frozen=True)
 class ObjectPages:
     """The create, edit and delete pages of one model, declared rather than written out (as
@@ -336,7 +319,7 @@ class ObjectPages:
 
     @cached_property
     def delete(self) -> Callable[..., HttpResponse]:
-        keyword = _object_keyword(self.delete_service)
+        keyword = services.object_keyword(self.delete_service)
 
         def delete(request: HttpRequest, pk: int) -> HttpResponse:
             obj = self.get(user=request.user, pk=pk)

@@ -519,7 +519,6 @@ crud_endpoints(
     update=services.check_template_update,
     delete=services.check_template_delete,
     refs=_template_data,
-    obj_kwarg="template",
     require_view=("get",),
     docs={
         "create": "A template (policy): every device in its scope gets its check at once.",
@@ -637,7 +636,6 @@ crud_endpoints(
     update=services.maintenance_window_update,
     delete=services.maintenance_window_delete,
     refs=_window_refs,
-    obj_kwarg="window",
     require_view=("get",),
     docs={
         "create": """
@@ -737,7 +735,6 @@ crud_endpoints(
     update=services.snmp_credential_update,
     delete=services.snmp_credential_delete,
     refs=_credential_data,
-    obj_kwarg="credential",
     require_view=("get",),
     docs={
         "create": """

@@ -329,7 +329,6 @@ crud_endpoints(
     create=services.time_entry_create,
     delete=services.time_entry_delete,
     refs=_time_entry_refs,
-    obj_kwarg="entry",
     require_view=("list", "get"),
 )
 
@@ -708,7 +707,6 @@ crud_endpoints(
     update=services.canned_reply_update,
     delete=services.canned_reply_delete,
     refs=_team_ref,
-    obj_kwarg="reply",
     require_view=("list",),
     refetch=True,
 )
